@@ -1,0 +1,81 @@
+/* libgranted internals: handles, the request channel, the mapping registry. */
+#ifndef GRANTED_LIB_INTERNAL_H
+#define GRANTED_LIB_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "granted/granted.h"
+#include "protocol.h"
+
+#define GR_EXPORT __attribute__((visibility("default")))
+
+struct evtchn_state;
+
+/*
+ * The channel a process uses for requests on one file: the device socket
+ * itself in the process that opened it, an attach connection in any other
+ * (a fork child, or a process that received the fd). Replies go back on the
+ * channel the request came from, so two processes never read each other's.
+ */
+struct chan {
+	int fd;
+	uint64_t forkgen; /* the process generation this channel belongs to */
+	uint32_t seq;
+};
+
+struct granted_dev {
+	pthread_mutex_t lock;
+	enum granted_device kind;
+	uint16_t domid;
+	int flags;   /* open(2) flags */
+	int conn_fd; /* our reference to the device socket (CLOEXEC, high) */
+	struct chan chan;
+	unsigned refs; /* 1 while open + 1 per live mapping */
+	bool closed;
+	bool notify_armed; /* this process set an unmap notification here */
+	uint64_t file_id;
+	uint32_t map_limit;
+	char *buf; /* GR_MSG_MAX bytes for replies */
+	struct evtchn_state *ev;
+};
+
+/* Increments in every fork child (pthread_atfork). */
+uint64_t gr_forkgen(void);
+void gr_init_once(void);
+
+/* Connects to the broker: -ENOENT if none listens. */
+int gr_connect(int *out);
+
+typedef int (*reply_fn)(void *ctx, const struct gr_hdr *h, const void *payload, size_t len,
+			int *fds, unsigned nfds);
+
+/*
+ * Sends a request on the device's channel (attaching first in a process
+ * that has none) and reads its reply: fn sees each message of the reply
+ * and may take fds (set them to -1); the rest are closed. Returns the
+ * reply's result. Called with dev->lock held.
+ */
+int chan_call(struct granted_dev *dev, uint16_t op, const void *req, size_t len, reply_fn fn,
+	      void *ctx);
+/* The two halves of chan_call, for requests sent in several messages. */
+int chan_send(struct granted_dev *dev, uint16_t op, uint16_t flags, const void *req, size_t len,
+	      uint32_t *seq);
+int chan_wait(struct granted_dev *dev, uint16_t op, uint32_t seq, reply_fn fn, void *ctx);
+/* The same, on a bare connection (admin). */
+int chan_call_fd(struct chan *ch, char *buf, uint16_t op, const void *req, size_t len,
+		 const int *fds, unsigned nfds, reply_fn fn, void *ctx);
+
+void dev_get(struct granted_dev *dev);
+void dev_put(struct granted_dev *dev);
+
+/* evtchn.c */
+int evtchn_setup(struct granted_dev *dev, int shm_fd);
+void evtchn_teardown(struct granted_dev *dev);
+int evtchn_fd(const struct granted_dev *dev);
+
+/* debug.c: silent unless GRANTED_DEBUG is set. */
+void gr_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
