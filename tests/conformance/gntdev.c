@@ -1,0 +1,526 @@
+/*
+ * /dev/xen/gntdev, check by check: ABI.md §4 and the observations of §11-12
+ * (auto-translated model). The parent is domain 1 and grants; the checks
+ * run in forked processes acting as domains 2 and 3.
+ */
+#include "kabi.h"
+
+#include <signal.h>
+
+/* Domain 1 (this process) shares n zeroed pages with `grantee`. */
+static int share(unsigned grantee, unsigned n, int writable, uint32_t *refs, char **map)
+{
+	tap_set_domid(1);
+	int fd = open_gntalloc();
+	uint64_t idx;
+	CHECK_OK(ga_alloc(fd, grantee, writable ? GNTALLOC_FLAG_WRITABLE : 0, n, &idx, refs));
+	if (map) {
+		*map = map_pages(fd, idx, n, PROT_READ | PROT_WRITE);
+		CHECK(*map != MAP_FAILED);
+	}
+	return fd;
+}
+
+TEST(map_count_checks)
+{
+	pid_t pid = tap_fork_domain(2);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		uint64_t idx;
+		uint32_t ref = 8;
+		CHECK_ERR(gd_map(fd, 1, 0, &ref, &idx), EINVAL);
+		struct ioctl_gntdev_map_grant_ref op = {.count = 65537};
+		CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_MAP_GRANT_REF, &op), EINVAL);
+		op.count = UINT32_MAX;
+		CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_MAP_GRANT_REF, &op), EINVAL);
+		/* The count is refused before the refs are read. */
+		char *edge = edge_buffer(24);
+		memcpy(edge, &op, 24);
+		CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_MAP_GRANT_REF, edge), EINVAL);
+		op.count = 2; /* a second ref that runs off readable memory */
+		memcpy(edge, &op, 24);
+		CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_MAP_GRANT_REF, edge), EFAULT);
+		edge_free(edge);
+		/* A header shorter than 24 bytes faults even for count 1. */
+		edge = edge_buffer(20);
+		CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_MAP_GRANT_REF, edge), EFAULT);
+		edge_free(edge);
+		CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_MAP_GRANT_REF, NULL), EFAULT);
+		/* 65536 refs in one call is the limit, and accepted. */
+		uint32_t *many = calloc(65536, sizeof(*many));
+		CHECK_OK(gd_map(fd, 1, 65536, many, &idx));
+		CHECK_OK(gd_unmap(fd, idx, 65536));
+		free(many);
+		close(fd);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+}
+
+TEST(map_never_checks_refs_mmap_does)
+{
+	uint32_t refs[2];
+	char *p;
+	int ga = share(3, 1, 1, refs, &p); /* granted to domain 3 */
+	int ga2 = open_gntalloc();
+	uint64_t gi;
+	CHECK_OK(ga_alloc(ga2, 2, 1, 1, &gi, refs + 1));
+	CHECK_OK(ga_dealloc(ga2, gi, 1)); /* freed */
+	pid_t pid = tap_fork_domain(2);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		const struct {
+			unsigned domid;
+			uint32_t ref;
+		} bad[] = {
+			{1, refs[0]},	  /* granted to another domain */
+			{1, refs[1]},	  /* freed */
+			{1, 500},	  /* never used, inside the table */
+			{1, 1u << 30},	  /* beyond the table */
+			{9, 8},		  /* a domain that does not exist */
+			{DOMID_SELF, 8},  /* DOMID_SELF is not accepted */
+			{0x7FF4, 8},	  /* DOMID_INVALID */
+		};
+		for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			uint64_t idx;
+			CHECK_OK(gd_map1(fd, bad[i].domid, bad[i].ref, &idx));
+			CHECK_ERR(map_pages(fd, idx, 1, PROT_READ), EINVAL);
+			CHECK_OK(gd_unmap(fd, idx, 1));
+		}
+		close(fd);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+	munmap(p, PAGE);
+	close(ga);
+	close(ga2);
+}
+
+TEST(index_first_fit_with_the_count_plus_one_rule)
+{
+	pid_t pid = tap_fork_domain(2);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		uint32_t refs[4] = {8, 9, 10, 11};
+		uint64_t a, b, c, d, e;
+		CHECK_OK(gd_map(fd, 1, 1, refs, &a));
+		CHECK_OK(gd_map(fd, 1, 1, refs, &b));
+		CHECK_OK(gd_map(fd, 1, 1, refs, &c));
+		CHECK_EQ(a, 0);
+		CHECK_EQ(b, PAGE);
+		CHECK_EQ(c, 2 * PAGE);
+		/* maps at [0,1) and [2,3): a one-page hole is not reused */
+		CHECK_OK(gd_unmap(fd, b, 1));
+		CHECK_OK(gd_map(fd, 1, 1, refs, &d));
+		CHECK_EQ(d, 3 * PAGE);
+		/* a hole of count + 1 pages is: free [0,1) and the hole is [0,2) */
+		CHECK_OK(gd_unmap(fd, a, 1));
+		CHECK_OK(gd_map(fd, 1, 1, refs, &e));
+		CHECK_EQ(e, 0);
+		CHECK_OK(gd_unmap(fd, e, 1));
+		/* two pages do not fit a two-page hole */
+		CHECK_OK(gd_map(fd, 1, 2, refs, &e));
+		CHECK_EQ(e, 4 * PAGE);
+		close(fd);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+}
+
+TEST(mmap_must_match_a_map_exactly_and_once)
+{
+	uint32_t refs[2];
+	char *p;
+	int ga = share(2, 2, 1, refs, &p);
+	pid_t pid = tap_fork_domain(2);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		uint64_t idx;
+		CHECK_OK(gd_map(fd, 1, 2, refs, &idx));
+		CHECK_ERR(map_pages(fd, idx, 1, PROT_READ), EINVAL);	    /* short */
+		CHECK_ERR(map_pages(fd, idx, 3, PROT_READ), EINVAL);	    /* long */
+		CHECK_ERR(map_pages(fd, idx + PAGE, 1, PROT_READ), EINVAL); /* inside */
+		char *q = map_pages(fd, idx, 2, PROT_READ | PROT_WRITE);
+		CHECK(q != MAP_FAILED);
+		CHECK_ERR(map_pages(fd, idx, 2, PROT_READ), EINVAL); /* a second mmap */
+		munmap(q, 2 * PAGE);
+		CHECK_ERR(map_pages(fd, idx, 2, PROT_READ), EINVAL); /* again after munmap */
+		CHECK_OK(gd_unmap(fd, idx, 2));
+		/* After UNMAP + MAP it can be mapped again. */
+		CHECK_OK(gd_map(fd, 1, 2, refs, &idx));
+		q = map_pages(fd, idx, 2, PROT_READ);
+		CHECK(q != MAP_FAILED);
+		munmap(q, 2 * PAGE);
+		CHECK_OK(gd_unmap(fd, idx, 2));
+		close(fd);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+	munmap(p, 2 * PAGE);
+	close(ga);
+}
+
+TEST(failed_mmap_leaves_the_map_unusable)
+{
+	uint32_t refs[1];
+	char *p;
+	int ga = share(2, 1, 0, refs, &p); /* read-only */
+	pid_t pid = tap_fork_domain(2);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		uint64_t idx;
+		CHECK_OK(gd_map1(fd, 1, refs[0], &idx));
+		CHECK_ERR(map_pages(fd, idx, 1, PROT_READ | PROT_WRITE), EINVAL);
+		CHECK_ERR(map_pages(fd, idx, 1, PROT_READ), EINVAL);
+		CHECK_OK(gd_unmap(fd, idx, 1));
+		close(fd);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+	munmap(p, PAGE);
+	close(ga);
+}
+
+TEST(private_mappings)
+{
+	uint32_t refs[1];
+	char *p;
+	int ga = share(2, 1, 1, refs, &p);
+	strcpy(p, "shared");
+	pid_t pid = tap_fork_domain(2);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		uint64_t idx;
+		CHECK_OK(gd_map1(fd, 1, refs[0], &idx));
+		CHECK_ERR(mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, (off_t)idx), EINVAL);
+		/* A read-only private mapping is accepted and sees the page. */
+		char *q = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, fd, (off_t)idx);
+		CHECK(q != MAP_FAILED);
+		CHECK_EQ(strcmp(q, "shared"), 0);
+		munmap(q, PAGE);
+		CHECK_OK(gd_unmap(fd, idx, 1));
+		close(fd);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+	munmap(p, PAGE);
+	close(ga);
+}
+
+TEST(read_only_grant_stays_read_only)
+{
+	uint32_t refs[1];
+	char *p;
+	int ga = share(2, 1, 0, refs, &p);
+	strcpy(p, "read me");
+	pid_t pid = tap_fork_domain(2);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		uint64_t idx;
+		CHECK_OK(gd_map1(fd, 1, refs[0], &idx));
+		char *q = map_pages(fd, idx, 1, PROT_READ);
+		CHECK(q != MAP_FAILED);
+		CHECK_EQ(strcmp(q, "read me"), 0);
+		/* No route to writing it: mprotect is refused by the kernel. */
+		CHECK_ERR(mprotect(q, PAGE, PROT_READ | PROT_WRITE), EACCES);
+		munmap(q, PAGE);
+		CHECK_OK(gd_unmap(fd, idx, 1));
+		/* Nor a writable private copy. */
+		CHECK_OK(gd_map1(fd, 1, refs[0], &idx));
+		CHECK_ERR(mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, (off_t)idx), EINVAL);
+		CHECK_OK(gd_unmap(fd, idx, 1));
+		close(fd);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+	munmap(p, PAGE);
+	close(ga);
+}
+
+TEST(only_the_grantee_can_map)
+{
+	uint32_t refs[1];
+	char *p;
+	int ga = share(2, 1, 1, refs, &p);
+	/* The granter itself cannot map a grant it made to another domain. */
+	int self = open_gntdev();
+	uint64_t idx;
+	CHECK_OK(gd_map1(self, 1, refs[0], &idx));
+	CHECK_ERR(map_pages(self, idx, 1, PROT_READ), EINVAL);
+	close(self);
+	/* Nor can a third domain. */
+	pid_t pid = tap_fork_domain(3);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		CHECK_OK(gd_map1(fd, 1, refs[0], &idx));
+		CHECK_ERR(map_pages(fd, idx, 1, PROT_READ), EINVAL);
+		close(fd);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+	munmap(p, PAGE);
+	close(ga);
+}
+
+TEST(loopback_grant_aliases_both_ways)
+{
+	uint32_t refs[1];
+	char *p;
+	int ga = share(1, 1, 1, refs, &p); /* to ourselves */
+	int fd = open_gntdev();
+	uint64_t idx;
+	CHECK_OK(gd_map1(fd, 1, refs[0], &idx));
+	char *q = map_pages(fd, idx, 1, PROT_READ | PROT_WRITE);
+	CHECK(q != MAP_FAILED);
+	strcpy(p, "one");
+	CHECK_EQ(strcmp(q, "one"), 0);
+	strcpy(q + 10, "two");
+	CHECK_EQ(strcmp(p + 10, "two"), 0);
+	munmap(q, PAGE);
+	CHECK_OK(gd_unmap(fd, idx, 1));
+	close(fd);
+	munmap(p, PAGE);
+	close(ga);
+}
+
+TEST(domid_is_truncated_to_16_bits)
+{
+	uint32_t refs[1];
+	char *p;
+	int ga = share(2, 1, 1, refs, &p);
+	strcpy(p, "dom1");
+	pid_t pid = tap_fork_domain(2);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		uint64_t idx;
+		/* 65537 reaches the hypervisor as 1. */
+		CHECK_OK(gd_map1(fd, 65537, refs[0], &idx));
+		char *q = map_pages(fd, idx, 1, PROT_READ);
+		CHECK(q != MAP_FAILED);
+		CHECK_EQ(strcmp(q, "dom1"), 0);
+		munmap(q, PAGE);
+		CHECK_OK(gd_unmap(fd, idx, 1));
+		close(fd);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+	munmap(p, PAGE);
+	close(ga);
+}
+
+TEST(unmap_lookup_rules)
+{
+	uint32_t refs[2];
+	char *p;
+	int ga = share(2, 2, 1, refs, &p);
+	pid_t pid = tap_fork_domain(2);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		uint64_t idx;
+		CHECK_OK(gd_map(fd, 1, 2, refs, &idx));
+		CHECK_ERR(gd_unmap(fd, idx + 8 * PAGE, 2), ENOENT); /* bad index */
+		CHECK_ERR(gd_unmap(fd, idx, 1), ENOENT);	     /* count mismatch */
+		CHECK_ERR(gd_unmap(fd, idx + PAGE, 1), ENOENT);	     /* inside the map */
+		CHECK_OK(gd_unmap(fd, idx + 100, 0));		     /* sub-page bits, count 0 */
+		CHECK_ERR(gd_unmap(fd, idx, 2), ENOENT);	     /* gone */
+		CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_UNMAP_GRANT_REF, (void *)8), EFAULT);
+		/* UNMAP while mmapped succeeds, and the mapping keeps working. */
+		CHECK_OK(gd_map(fd, 1, 2, refs, &idx));
+		char *q = map_pages(fd, idx, 2, PROT_READ | PROT_WRITE);
+		CHECK(q != MAP_FAILED);
+		CHECK_OK(gd_unmap(fd, idx, 2));
+		strcpy(q + PAGE, "still here");
+		munmap(q, 2 * PAGE);
+		close(fd);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+	CHECK_EQ(strcmp(p + PAGE, "still here"), 0);
+	munmap(p, 2 * PAGE);
+	close(ga);
+}
+
+static int get_offset(int fd, void *vaddr, uint64_t *offset, uint32_t *count)
+{
+	struct ioctl_gntdev_get_offset_for_vaddr op = {.vaddr = (uintptr_t)vaddr};
+	int r = ioctl(fd, IOCTL_GNTDEV_GET_OFFSET_FOR_VADDR, &op);
+	*offset = op.offset;
+	*count = op.count;
+	return r;
+}
+
+TEST(get_offset_for_vaddr)
+{
+	uint32_t refs[3];
+	char *p;
+	int ga = share(2, 3, 1, refs, &p);
+	pid_t pid = tap_fork_domain(2);
+	if (pid == 0) {
+		int fd = open_gntdev(), other = open_gntdev();
+		uint64_t i1, i2, off;
+		uint32_t cnt;
+		CHECK_OK(gd_map(fd, 1, 1, refs, &i1));
+		CHECK_OK(gd_map(fd, 1, 3, refs, &i2));
+		char *q1 = map_pages(fd, i1, 1, PROT_READ);
+		char *q = map_pages(fd, i2, 3, PROT_READ);
+		CHECK(q1 != MAP_FAILED && q != MAP_FAILED);
+		CHECK_OK(get_offset(fd, q + PAGE + 5, &off, &cnt));
+		CHECK_EQ(off, i2);
+		CHECK_EQ(cnt, 3);
+		/* from another gntdev fd */
+		CHECK_OK(get_offset(other, q1, &off, &cnt));
+		CHECK_EQ(off, i1);
+		CHECK_EQ(cnt, 1);
+		/* a split piece still answers for the whole map */
+		munmap(q + PAGE, PAGE);
+		CHECK_OK(get_offset(fd, q + 2 * PAGE, &off, &cnt));
+		CHECK_EQ(off, i2);
+		CHECK_EQ(cnt, 3);
+		/* and after UNMAP */
+		CHECK_OK(gd_unmap(fd, i2, 3));
+		CHECK_OK(get_offset(fd, q, &off, &cnt));
+		CHECK_EQ(off, i2);
+		/* an address that is not a gntdev mapping */
+		int local = 0;
+		CHECK_ERR(get_offset(fd, &local, &off, &cnt), EINVAL);
+		static const char in_data[] = "rodata";
+		CHECK_ERR(get_offset(fd, (void *)in_data, &off, &cnt), EINVAL);
+		CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_GET_OFFSET_FOR_VADDR, (void *)8), EFAULT);
+		munmap(q, PAGE);
+		munmap(q + 2 * PAGE, PAGE);
+		munmap(q1, PAGE);
+		CHECK_OK(gd_unmap(fd, i1, 1));
+		close(fd);
+		close(other);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+	munmap(p, 3 * PAGE);
+	close(ga);
+}
+
+TEST(unimplemented_ioctls_enotty)
+{
+	tap_set_domid(2);
+	int fd = open_gntdev();
+	struct ioctl_gntdev_set_max_grants smg = {.count = 10};
+	CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_SET_MAX_GRANTS, &smg), ENOTTY);
+	char buf[64] = {0};
+	CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_DMABUF_EXP_FROM_REFS, buf), ENOTTY);
+	CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_DMABUF_EXP_WAIT_RELEASED, buf), ENOTTY);
+	CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_DMABUF_IMP_TO_REFS, buf), ENOTTY);
+	CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_DMABUF_IMP_RELEASE, buf), ENOTTY);
+	CHECK_ERR(ioctl(fd, IOCTL_GNTALLOC_ALLOC_GREF, buf), ENOTTY);
+	CHECK_ERR(ioctl(fd, 0x4711, buf), ENOTTY);
+	CHECK_ERR(read(fd, buf, sizeof(buf)), EINVAL);
+	CHECK_ERR(write(fd, buf, sizeof(buf)), EINVAL);
+	close(fd);
+}
+
+TEST(notify_checks_action_first)
+{
+	uint32_t refs[2];
+	char *p;
+	int ga = share(2, 2, 1, refs, &p);
+	pid_t pid = tap_fork_domain(2);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		uint64_t idx;
+		CHECK_OK(gd_map(fd, 1, 2, refs, &idx));
+		CHECK_ERR(gd_notify(fd, idx + 64 * PAGE, 4, 0), EINVAL); /* action before lookup */
+		CHECK_ERR(gd_notify(fd, idx + 64 * PAGE, UNMAP_NOTIFY_CLEAR_BYTE, 0), ENOENT);
+		CHECK_ERR(gd_notify(fd, idx, UNMAP_NOTIFY_SEND_EVENT, 1), EINVAL); /* unbound port */
+		CHECK_OK(gd_notify(fd, idx + PAGE + 7, UNMAP_NOTIFY_CLEAR_BYTE, 0)); /* any byte */
+		CHECK_OK(gd_notify(fd, idx, 0, 0));
+		CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_SET_UNMAP_NOTIFY, (void *)8), EFAULT);
+		CHECK_OK(gd_unmap(fd, idx, 2));
+		/* CLEAR_BYTE on a map known to be read-only. */
+		CHECK_OK(gd_map(fd, 1, 2, refs, &idx));
+		char *q = map_pages(fd, idx, 2, PROT_READ);
+		CHECK(q != MAP_FAILED);
+		CHECK_ERR(gd_notify(fd, idx, UNMAP_NOTIFY_CLEAR_BYTE, 0), EINVAL);
+		munmap(q, 2 * PAGE);
+		CHECK_OK(gd_unmap(fd, idx, 2));
+		close(fd);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+	munmap(p, 2 * PAGE);
+	close(ga);
+}
+
+TEST(mmap_of_many_refs_from_many_allocations)
+{
+	enum { N = 40 };
+	tap_set_domid(1);
+	int ga = open_gntalloc();
+	uint32_t refs[N];
+	char *pages[N];
+	/* One allocation per page: the mapper's VMA is assembled from 40
+	 * memfds, more than one message can carry. */
+	for (int i = 0; i < N; i++) {
+		uint64_t idx;
+		CHECK_OK(ga_alloc(ga, 2, 1, 1, &idx, &refs[i]));
+		pages[i] = map_pages(ga, idx, 1, PROT_READ | PROT_WRITE);
+		CHECK(pages[i] != MAP_FAILED);
+		snprintf(pages[i], 16, "page %d", i);
+	}
+	pid_t pid = tap_fork_domain(2);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		uint64_t idx;
+		/* in reverse order, so that no two neighbours are adjacent */
+		uint32_t rev[N];
+		for (int i = 0; i < N; i++)
+			rev[i] = refs[N - 1 - i];
+		CHECK_OK(gd_map(fd, 1, N, rev, &idx));
+		char *q = map_pages(fd, idx, N, PROT_READ | PROT_WRITE);
+		CHECK(q != MAP_FAILED);
+		for (int i = 0; i < N; i++) {
+			char want[16];
+			snprintf(want, sizeof(want), "page %d", N - 1 - i);
+			CHECK_EQ(strcmp(q + i * PAGE, want), 0);
+		}
+		munmap(q, N * PAGE);
+		CHECK_OK(gd_unmap(fd, idx, N));
+		close(fd);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+	for (int i = 0; i < N; i++)
+		munmap(pages[i], PAGE);
+	close(ga);
+}
+
+TEST(bad_pointers_never_crash)
+{
+	tap_set_domid(2);
+	int fd = open_gntdev();
+	static const unsigned long reqs[] = {
+		IOCTL_GNTDEV_MAP_GRANT_REF, IOCTL_GNTDEV_UNMAP_GRANT_REF,
+		IOCTL_GNTDEV_GET_OFFSET_FOR_VADDR, IOCTL_GNTDEV_SET_UNMAP_NOTIFY};
+	for (unsigned i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+		CHECK_ERR(ioctl(fd, reqs[i], (void *)1), EFAULT);
+		CHECK_ERR(ioctl(fd, reqs[i], (void *)-4096L), EFAULT);
+	}
+	/* A read-only output buffer: MAP's copy-out faults and the map goes. */
+	char *ro = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct ioctl_gntdev_map_grant_ref op = {.count = 1};
+	op.refs[0].domid = 1;
+	op.refs[0].ref = 8;
+	memcpy(ro, &op, sizeof(op));
+	mprotect(ro, PAGE, PROT_READ);
+	CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_MAP_GRANT_REF, ro), EFAULT);
+	/* So index 0 is free again. */
+	uint64_t idx;
+	CHECK_OK(gd_map1(fd, 1, 8, &idx));
+	CHECK_EQ(idx, 0);
+	CHECK_OK(gd_unmap(fd, idx, 1));
+	munmap(ro, PAGE);
+	close(fd);
+}
+
+int main(int argc, char **argv)
+{
+	return tap_main(argc, argv, TAP_PRELOAD | TAP_BROKER);
+}
