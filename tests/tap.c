@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -107,14 +108,46 @@ void tap_set_domid(unsigned domid)
 	setenv("GRANTED_DOMID", buf, 1);
 }
 
-pid_t tap_fork_domain(unsigned domid)
+/* Closes every fd above stdio but keep[0..n). */
+static void close_inherited(const int *keep, int n)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int fds[1024], nfds = 0;
+	struct dirent *de;
+	while (d && (de = readdir(d)) && nfds < 1024) {
+		int fd = atoi(de->d_name);
+		if (de->d_name[0] == '.' || fd <= 2 || fd == dirfd(d))
+			continue;
+		bool kept = false;
+		for (int i = 0; i < n; i++)
+			kept |= keep[i] == fd;
+		if (!kept)
+			fds[nfds++] = fd;
+	}
+	if (d)
+		closedir(d);
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+}
+
+pid_t tap_fork_domain(unsigned domid, struct tap_link *l)
 {
 	fflush(stdout);
 	pid_t pid = fork();
 	if (pid < 0)
 		tap_fail(__FILE__, __LINE__, "fork: %s", strerror(errno));
-	if (pid == 0)
+	if (pid == 0) {
+		int keep[2] = {-1, -1};
+		if (l) {
+			tap_link_child(l);
+			keep[0] = l->rd;
+			keep[1] = l->wr;
+		}
+		close_inherited(keep, 2);
 		tap_set_domid(domid);
+	} else if (l) {
+		tap_link_parent(l);
+	}
 	return pid;
 }
 

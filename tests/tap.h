@@ -77,12 +77,15 @@ void tap_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- several processes -------------------------------------------------- */
 
+struct tap_link;
 /*
- * Forks a process that acts as domain `domid` (the shim reads
- * GRANTED_DOMID at open). Returns its pid in the parent, 0 in the child.
- * The child must end with tap_child_exit().
+ * Forks a process that acts as domain `domid` (the shim reads GRANTED_DOMID
+ * at open). Another domain is another machine: the child closes every fd
+ * it inherited but stdio and its end of `l` (may be NULL), so it shares no
+ * device file and no mapping's reference with the parent. Returns the pid
+ * in the parent, 0 in the child, which must end with tap_child_exit().
  */
-pid_t tap_fork_domain(unsigned domid);
+pid_t tap_fork_domain(unsigned domid, struct tap_link *l);
 /* Makes the calling process act as `domid` for the devices it opens next. */
 void tap_set_domid(unsigned domid);
 /* Ends a child: 0 if it got here. */

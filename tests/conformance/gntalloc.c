@@ -73,7 +73,7 @@ TEST(alloc_limit_is_per_domain_enospc)
 	CHECK_OK(ga_alloc(b, 2, 1, 24, &idx, refs));
 	CHECK_ERR(ga_alloc(b, 2, 1, 1, &idx, refs), ENOSPC);
 	/* Another process of the same domain shares the limit. */
-	pid_t pid = tap_fork_domain(1);
+	pid_t pid = tap_fork_domain(1, NULL);
 	if (pid == 0) {
 		int c = open_gntalloc();
 		CHECK_ERR(ga_alloc(c, 2, 1, 1, &idx, refs), ENOSPC);
@@ -82,7 +82,7 @@ TEST(alloc_limit_is_per_domain_enospc)
 	}
 	tap_wait_ok(pid);
 	/* ...and another domain does not. */
-	pid = tap_fork_domain(3);
+	pid = tap_fork_domain(3, NULL);
 	if (pid == 0) {
 		int c = open_gntalloc();
 		CHECK_OK(ga_alloc(c, 2, 1, 1024, &idx, refs));
@@ -294,9 +294,8 @@ TEST(grantee_sees_data_both_ways)
 	char *p = map_pages(fd, idx, 1, PROT_READ | PROT_WRITE);
 	CHECK(p != MAP_FAILED);
 	strcpy(p, "from dom1");
-	pid_t pid = tap_fork_domain(2);
+	pid_t pid = tap_fork_domain(2, &l);
 	if (pid == 0) {
-		tap_link_child(&l);
 		int g = open_gntdev();
 		uint64_t gi;
 		CHECK_OK(gd_map1(g, 1, ref, &gi));
@@ -311,7 +310,6 @@ TEST(grantee_sees_data_both_ways)
 		close(g);
 		tap_child_exit();
 	}
-	tap_link_parent(&l);
 	tap_recv(&l);
 	CHECK_EQ(strcmp(p + 100, "from dom2"), 0);
 	tap_send(&l, 1);

@@ -23,7 +23,7 @@ static int share(unsigned grantee, unsigned n, int writable, uint32_t *refs, cha
 
 TEST(map_count_checks)
 {
-	pid_t pid = tap_fork_domain(2);
+	pid_t pid = tap_fork_domain(2, NULL);
 	if (pid == 0) {
 		int fd = open_gntdev();
 		uint64_t idx;
@@ -66,7 +66,7 @@ TEST(map_never_checks_refs_mmap_does)
 	uint64_t gi;
 	CHECK_OK(ga_alloc(ga2, 2, 1, 1, &gi, refs + 1));
 	CHECK_OK(ga_dealloc(ga2, gi, 1)); /* freed */
-	pid_t pid = tap_fork_domain(2);
+	pid_t pid = tap_fork_domain(2, NULL);
 	if (pid == 0) {
 		int fd = open_gntdev();
 		const struct {
@@ -98,7 +98,7 @@ TEST(map_never_checks_refs_mmap_does)
 
 TEST(index_first_fit_with_the_count_plus_one_rule)
 {
-	pid_t pid = tap_fork_domain(2);
+	pid_t pid = tap_fork_domain(2, NULL);
 	if (pid == 0) {
 		int fd = open_gntdev();
 		uint32_t refs[4] = {8, 9, 10, 11};
@@ -132,7 +132,7 @@ TEST(mmap_must_match_a_map_exactly_and_once)
 	uint32_t refs[2];
 	char *p;
 	int ga = share(2, 2, 1, refs, &p);
-	pid_t pid = tap_fork_domain(2);
+	pid_t pid = tap_fork_domain(2, NULL);
 	if (pid == 0) {
 		int fd = open_gntdev();
 		uint64_t idx;
@@ -165,7 +165,7 @@ TEST(failed_mmap_leaves_the_map_unusable)
 	uint32_t refs[1];
 	char *p;
 	int ga = share(2, 1, 0, refs, &p); /* read-only */
-	pid_t pid = tap_fork_domain(2);
+	pid_t pid = tap_fork_domain(2, NULL);
 	if (pid == 0) {
 		int fd = open_gntdev();
 		uint64_t idx;
@@ -187,7 +187,7 @@ TEST(private_mappings)
 	char *p;
 	int ga = share(2, 1, 1, refs, &p);
 	strcpy(p, "shared");
-	pid_t pid = tap_fork_domain(2);
+	pid_t pid = tap_fork_domain(2, NULL);
 	if (pid == 0) {
 		int fd = open_gntdev();
 		uint64_t idx;
@@ -213,7 +213,7 @@ TEST(read_only_grant_stays_read_only)
 	char *p;
 	int ga = share(2, 1, 0, refs, &p);
 	strcpy(p, "read me");
-	pid_t pid = tap_fork_domain(2);
+	pid_t pid = tap_fork_domain(2, NULL);
 	if (pid == 0) {
 		int fd = open_gntdev();
 		uint64_t idx;
@@ -249,7 +249,7 @@ TEST(only_the_grantee_can_map)
 	CHECK_ERR(map_pages(self, idx, 1, PROT_READ), EINVAL);
 	close(self);
 	/* Nor can a third domain. */
-	pid_t pid = tap_fork_domain(3);
+	pid_t pid = tap_fork_domain(3, NULL);
 	if (pid == 0) {
 		int fd = open_gntdev();
 		CHECK_OK(gd_map1(fd, 1, refs[0], &idx));
@@ -289,7 +289,7 @@ TEST(domid_is_truncated_to_16_bits)
 	char *p;
 	int ga = share(2, 1, 1, refs, &p);
 	strcpy(p, "dom1");
-	pid_t pid = tap_fork_domain(2);
+	pid_t pid = tap_fork_domain(2, NULL);
 	if (pid == 0) {
 		int fd = open_gntdev();
 		uint64_t idx;
@@ -313,7 +313,7 @@ TEST(unmap_lookup_rules)
 	uint32_t refs[2];
 	char *p;
 	int ga = share(2, 2, 1, refs, &p);
-	pid_t pid = tap_fork_domain(2);
+	pid_t pid = tap_fork_domain(2, NULL);
 	if (pid == 0) {
 		int fd = open_gntdev();
 		uint64_t idx;
@@ -354,7 +354,7 @@ TEST(get_offset_for_vaddr)
 	uint32_t refs[3];
 	char *p;
 	int ga = share(2, 3, 1, refs, &p);
-	pid_t pid = tap_fork_domain(2);
+	pid_t pid = tap_fork_domain(2, NULL);
 	if (pid == 0) {
 		int fd = open_gntdev(), other = open_gntdev();
 		uint64_t i1, i2, off;
@@ -422,7 +422,7 @@ TEST(notify_checks_action_first)
 	uint32_t refs[2];
 	char *p;
 	int ga = share(2, 2, 1, refs, &p);
-	pid_t pid = tap_fork_domain(2);
+	pid_t pid = tap_fork_domain(2, NULL);
 	if (pid == 0) {
 		int fd = open_gntdev();
 		uint64_t idx;
@@ -465,7 +465,7 @@ TEST(mmap_of_many_refs_from_many_allocations)
 		CHECK(pages[i] != MAP_FAILED);
 		snprintf(pages[i], 16, "page %d", i);
 	}
-	pid_t pid = tap_fork_domain(2);
+	pid_t pid = tap_fork_domain(2, NULL);
 	if (pid == 0) {
 		int fd = open_gntdev();
 		uint64_t idx;
