@@ -22,8 +22,32 @@
 
 static const char *role_name(enum conn_role r)
 {
-	static const char *const names[] = {"new", "device", "attached", "admin", "claim"};
+	static const char *const names[] = {"new", "device", "attached", "admin", "claim",
+					    "control"};
 	return names[r];
+}
+
+static bool conn_read_one(struct conn *c);
+
+/* GR_OP_SYNC_FILE: handle everything the file's connection holds, its
+ * hang-up included. Any client may ask; it learns nothing by it. */
+static int sync_file(struct conn *c, const struct gr_sync_file *req)
+{
+	/* Draining reuses the receive buffer that holds req. */
+	uint64_t id = req->file_id;
+	struct file *f;
+	list_for_each(f, tmp, &c->b->files, struct file, link)
+	{
+		if (f->id != id)
+			continue;
+		struct conn *dc = f->conn;
+		if (dc && dc != c) {
+			for (int i = 0; i < 1024 && conn_read_one(dc); i++)
+				;
+		}
+		break;
+	}
+	return 0;
 }
 
 static void out_free(struct outmsg *m)
@@ -224,6 +248,11 @@ static int on_hello(struct conn *c, const struct gr_hdr *h, const struct gr_hell
 			return r;
 		c->role = CONN_ADMIN;
 		break;
+	case GR_KIND_CONTROL:
+		if (nfds != 0)
+			return -EPROTO;
+		c->role = CONN_CONTROL;
+		break;
 	case GR_KIND_CLAIM:
 		if (nfds != 0)
 			return -EPROTO;
@@ -374,6 +403,12 @@ static void dispatch(struct conn *c, const struct gr_hdr *h, const void *p, size
 		break;
 	case CONN_ADMIN:
 		r = nfds == 0 ? admin_handle(c, h, p, len) : -EPROTO;
+		break;
+	case CONN_CONTROL:
+		if (h->op == GR_OP_SYNC_FILE && len == sizeof(struct gr_sync_file) && nfds == 0)
+			r = sync_file(c, p);
+		else
+			r = -EPROTO;
 		break;
 	default:
 		r = -EPROTO;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "evtchn.h"
 #include "internal.h"
 
 int file_create(struct broker *b, enum gr_kind kind, struct domain *dom, struct file **out)
@@ -46,6 +47,9 @@ static void file_release(struct file *f)
 		break;
 	case GR_KIND_GNTDEV:
 		gntdev_release(f);
+		break;
+	case GR_KIND_EVTCHN:
+		evtchn_release(f);
 		break;
 	default:
 		break;

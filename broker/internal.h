@@ -184,6 +184,7 @@ enum conn_role {
 	CONN_ATTACHED,
 	CONN_ADMIN,
 	CONN_CLAIM,
+	CONN_CONTROL,
 };
 
 struct outmsg {

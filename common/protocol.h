@@ -29,6 +29,7 @@ enum gr_kind {
 	GR_KIND_EVTCHN = 3,
 	GR_KIND_ADMIN = 4, /* grantctl queries; claims no domain */
 	GR_KIND_CLAIM = 5, /* keeps a domain alive (grantctl run) */
+	GR_KIND_CONTROL = 6, /* a process's own: GR_OP_SYNC_FILE, no domain */
 };
 
 enum gr_op {
@@ -59,6 +60,9 @@ enum gr_op {
 	GR_OP_EV_UNBIND = 53,		/* gr_ev_port_req -> result */
 	GR_OP_EV_RESTRICT = 54,		/* gr_ev_bind (remote_domain) -> result */
 	GR_OP_EV_PORT_INFO = 55,	/* gr_ev_port_req -> gr_ev_port (+ fd: peer's doorbell) */
+
+	/* control */
+	GR_OP_SYNC_FILE = 60, /* gr_sync_file -> 0 once the file's connection is drained */
 
 	/* admin */
 	GR_OP_LIST_DOMAINS = 40,  /* -> stream of gr_domain_row */
@@ -272,6 +276,18 @@ struct gr_ev_shared {
 };
 _Static_assert(sizeof(struct gr_ev_shared) == 8, "gr_ev_shared");
 #define GR_EV_UNRESTRICTED 0xFFFFu
+
+/*
+ * IN. Sent by a process right after it closed its copies of a device
+ * socket: the broker reads everything still queued on that file's
+ * connection, so if that was the last copy, the file is released (grants
+ * ended, ports unbound, notifications fired) before the reply, as the
+ * kernel's release is done when close() returns.
+ */
+struct gr_sync_file {
+	uint64_t file_id;
+};
+_Static_assert(sizeof(struct gr_sync_file) == 8, "gr_sync_file");
 
 /* OUT. Admin listings: arrays of fixed rows, streamed with GR_HDR_MORE. */
 struct gr_list_reply {

@@ -63,8 +63,10 @@ void dev_put(struct granted_dev *dev)
 		evtchn_teardown(dev);
 	if (dev->chan.fd >= 0 && dev->chan.fd != dev->conn_fd)
 		close(dev->chan.fd);
-	if (dev->conn_fd >= 0)
+	if (dev->conn_fd >= 0) {
 		close(dev->conn_fd);
+		gr_sync_file(dev->file_id);
+	}
 	pthread_mutex_destroy(&dev->lock);
 	free(dev->buf);
 	free(dev);

@@ -67,6 +67,9 @@ int chan_wait(struct granted_dev *dev, uint16_t op, uint32_t seq, reply_fn fn, v
 int chan_call_fd(struct chan *ch, char *buf, uint16_t op, const void *req, size_t len,
 		 const int *fds, unsigned nfds, reply_fn fn, void *ctx);
 
+/* sync.c: waits until the broker has seen our copies of the file go. */
+void gr_sync_file(uint64_t file_id);
+
 void dev_get(struct granted_dev *dev);
 void dev_put(struct granted_dev *dev);
 

@@ -68,12 +68,24 @@ static struct shfile *forget_locked(int fd)
 	return --f->nfds == 0 ? f : NULL;
 }
 
-static void release(struct shfile *f)
+void fd_release(struct shfile *f)
 {
+	if (!f)
+		return;
 	/* The handle's own copies go; the broker sees the release once no
 	 * process holds the file and its last mapping is gone. */
 	granted_close(f->dev);
 	free(f);
+}
+
+struct shfile *fd_detach(int fd)
+{
+	if (__atomic_load_n(&nused, __ATOMIC_ACQUIRE) == 0)
+		return NULL;
+	pthread_mutex_lock(&lock);
+	struct shfile *f = forget_locked(fd);
+	pthread_mutex_unlock(&lock);
+	return f;
 }
 
 void fd_forget(int fd)
@@ -84,7 +96,7 @@ void fd_forget(int fd)
 	struct shfile *f = forget_locked(fd);
 	pthread_mutex_unlock(&lock);
 	if (f)
-		release(f);
+		fd_release(f);
 }
 
 void fd_forget_range(unsigned first, unsigned last)
@@ -100,7 +112,7 @@ void fd_forget_range(unsigned first, unsigned last)
 		struct shfile *f = forget_locked((int)fd);
 		pthread_mutex_unlock(&lock);
 		if (f)
-			release(f);
+			fd_release(f);
 	}
 }
 

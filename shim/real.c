@@ -32,6 +32,9 @@ static void load(void)
 	LOAD(mremap);
 	LOAD(read);
 	LOAD(write);
+	LOAD(lseek);
+	LOAD(pread);
+	LOAD(pwrite);
 	LOAD(poll);
 	LOAD(ppoll);
 	LOAD(select);

@@ -167,9 +167,16 @@ EXPORT int __openat64_2(int dirfd, const char *path, int flags)
 EXPORT int close(int fd)
 {
 	real_init();
-	/* Forget first: once the number is closed another thread may get it. */
-	fd_forget(fd);
-	return real.close(fd);
+	/* Forget the number first (once closed, another thread may get it),
+	 * release the file after: the program's fd is one of its copies. */
+	struct shfile *f = fd_detach(fd);
+	int r = real.close(fd);
+	if (f) {
+		int saved = errno;
+		fd_release(f);
+		errno = saved;
+	}
+	return r;
 }
 
 EXPORT int close_range(unsigned first, unsigned last, int flags)
@@ -392,6 +399,43 @@ EXPORT ssize_t read(int fd, void *buf, size_t n)
 	errno = saved;
 	return r;
 }
+
+/* Seeking and positioned I/O: evtchn is a stream (ESPIPE); gntalloc and
+ * gntdev have no read or write (EINVAL). */
+static ssize_t positioned(struct shfile *f)
+{
+	return fail(f->kind == GRANTED_EVTCHN ? -ESPIPE : -EINVAL);
+}
+
+EXPORT off_t lseek(int fd, off_t off, int whence)
+{
+	real_init();
+	struct shfile *f = fd_lookup(fd);
+	if (f && f->kind == GRANTED_EVTCHN)
+		return fail(-ESPIPE);
+	return real.lseek(fd, off, whence);
+}
+
+EXPORT off_t lseek64(int fd, off_t off, int whence) __attribute__((alias("lseek")));
+
+EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+	real_init();
+	struct shfile *f = fd_lookup(fd);
+	return f ? positioned(f) : real.pread(fd, buf, n, off);
+}
+
+EXPORT ssize_t pread64(int fd, void *buf, size_t n, off_t off) __attribute__((alias("pread")));
+
+EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	real_init();
+	struct shfile *f = fd_lookup(fd);
+	return f ? positioned(f) : real.pwrite(fd, buf, n, off);
+}
+
+EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
+	__attribute__((alias("pwrite")));
 
 EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {

@@ -32,6 +32,9 @@ struct real_fns {
 	void *(*mremap)(void *, size_t, size_t, int, ...);
 	ssize_t (*read)(int, void *, size_t);
 	ssize_t (*write)(int, const void *, size_t);
+	off_t (*lseek)(int, off_t, int);
+	ssize_t (*pread)(int, void *, size_t, off_t);
+	ssize_t (*pwrite)(int, const void *, size_t, off_t);
 	int (*poll)(struct pollfd *, nfds_t, int);
 	int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
 	int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
@@ -54,6 +57,10 @@ struct shfile *fd_lookup(int fd);
 int fd_attach(int fd, struct shfile *f);
 /* Forgets fd (after the real close); closes the handle with its last fd. */
 void fd_forget(int fd);
+/* Forgets fd before the real close: returns the file if that was its last
+ * fd, to be given to fd_release() once the fd is really closed. */
+struct shfile *fd_detach(int fd);
+void fd_release(struct shfile *f);
 void fd_forget_range(unsigned first, unsigned last);
 /* An fd we do not know that is a broker socket (inherited across exec):
  * adopt it. NULL if it is not one. */

@@ -22,6 +22,13 @@ typedef uint32_t grant_ref_t;
 #include "../tap.h"
 
 #define PAGE 4096u
+
+/* A pointer the compiler cannot see through: for EFAULT checks. */
+static inline void *bad_ptr(uintptr_t v)
+{
+	void *volatile p = (void *)v;
+	return p;
+}
 #define DOMID_SELF 0x7FF0u
 
 /* gntalloc: one call, refs into refs[] (count entries). */
