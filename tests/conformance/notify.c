@@ -1,0 +1,456 @@
+/*
+ * Unmap notifications with events (ABI.md §3.5, §3.7, §3.9, §4.8, §4.12,
+ * §6, §12): the byte is cleared, then the event sent, on every trigger, for
+ * both devices; the event reference keeps the port open after the evtchn
+ * file that bound it is closed.
+ *
+ * Domain 1 grants, domain 2 maps. The side that arms the notification has a
+ * channel to the other side, whose end (the watcher) waits for the event.
+ */
+#include "kabi.h"
+
+#include <poll.h>
+#include <signal.h>
+
+static int ev_unbound(int fd, unsigned rdom)
+{
+	struct ioctl_evtchn_bind_unbound_port op = {.remote_domain = rdom};
+	return ioctl(fd, IOCTL_EVTCHN_BIND_UNBOUND_PORT, &op);
+}
+
+static int ev_interdomain(int fd, unsigned rdom, unsigned rport)
+{
+	struct ioctl_evtchn_bind_interdomain op = {.remote_domain = rdom, .remote_port = rport};
+	return ioctl(fd, IOCTL_EVTCHN_BIND_INTERDOMAIN, &op);
+}
+
+/* The next event within ms, or 0; unmasks it again. */
+static unsigned ev_wait(int fd, int ms)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	if (poll(&pfd, 1, ms) != 1)
+		return 0;
+	uint32_t port;
+	if (read(fd, &port, 4) != 4)
+		return 0;
+	CHECK_EQ(write(fd, &port, 4), 4);
+	return port;
+}
+
+/*
+ * A channel between the notifier (this process, as domain `mine`) and a
+ * watcher file of domain `peer` (also opened here: delivery goes to the
+ * watcher's fd wherever it lives). Returns the notifier's local port.
+ */
+struct chan {
+	int mine_fd, watch_fd;
+	unsigned mine_port, watch_port;
+};
+
+static void chan_open(struct chan *c, unsigned mine, unsigned peer)
+{
+	tap_set_domid(peer);
+	c->watch_fd = open_evtchn();
+	int wp = ev_unbound(c->watch_fd, mine);
+	CHECK(wp > 0);
+	tap_set_domid(mine);
+	c->mine_fd = open_evtchn();
+	int mp = ev_interdomain(c->mine_fd, peer, wp);
+	CHECK(mp > 0);
+	c->mine_port = mp;
+	c->watch_port = wp;
+	CHECK_EQ(ev_wait(c->mine_fd, 1000), mp); /* the bind event */
+}
+
+static void chan_close(struct chan *c)
+{
+	if (c->mine_fd >= 0)
+		close(c->mine_fd);
+	close(c->watch_fd);
+}
+
+/* The event arrived, and by then the byte was already 0. */
+static void expect_clear_then_event(struct chan *c, volatile char *byte)
+{
+	CHECK_EQ(ev_wait(c->watch_fd, 2000), c->watch_port);
+	CHECK_EQ(*byte, 0);
+}
+
+static void expect_nothing(struct chan *c, volatile char *byte, char was)
+{
+	CHECK_EQ(ev_wait(c->watch_fd, 100), 0);
+	CHECK_EQ(*byte, was);
+}
+
+/* ---- gntalloc: the granter arms, the grantee watches ------------------- */
+
+struct gpage {
+	int fd;
+	uint64_t idx;
+	uint32_t ref;
+	char *p;
+	int gfd; /* domain 2's gntdev, keeping its own view of the page */
+	char *view;
+	uint64_t gidx;
+};
+
+static void gpage_open(struct gpage *g)
+{
+	tap_set_domid(1);
+	g->fd = open_gntalloc();
+	CHECK_OK(ga_alloc(g->fd, 2, 1, 1, &g->idx, &g->ref));
+	g->p = map_pages(g->fd, g->idx, 1, PROT_READ | PROT_WRITE);
+	CHECK(g->p != MAP_FAILED);
+	g->p[10] = 'x';
+	tap_set_domid(2);
+	g->gfd = open_gntdev();
+	CHECK_OK(gd_map1(g->gfd, 1, g->ref, &g->gidx));
+	g->view = map_pages(g->gfd, g->gidx, 1, PROT_READ);
+	CHECK(g->view != MAP_FAILED);
+}
+
+static void gpage_close(struct gpage *g)
+{
+	munmap(g->view, PAGE);
+	gd_unmap(g->gfd, g->gidx, 1);
+	close(g->gfd);
+	if (g->fd >= 0)
+		close(g->fd);
+}
+
+TEST(gntalloc_event_at_dealloc_of_an_unmapped_page)
+{
+	struct chan c;
+	struct gpage g;
+	chan_open(&c, 1, 2);
+	gpage_open(&g);
+	CHECK_OK(ga_notify(g.fd, g.idx + 10, UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+			   c.mine_port));
+	munmap(g.p, PAGE);
+	expect_nothing(&c, g.view + 10, 'x');
+	CHECK_OK(ga_dealloc(g.fd, g.idx, 1));
+	expect_clear_then_event(&c, g.view + 10);
+	gpage_close(&g);
+	chan_close(&c);
+}
+
+TEST(gntalloc_event_at_last_munmap_after_dealloc)
+{
+	struct chan c;
+	struct gpage g;
+	chan_open(&c, 1, 2);
+	gpage_open(&g);
+	CHECK_OK(ga_notify(g.fd, g.idx + 10, UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+			   c.mine_port));
+	CHECK_OK(ga_dealloc(g.fd, g.idx, 1)); /* libxengntshr does this at once */
+	expect_nothing(&c, g.view + 10, 'x');
+	munmap(g.p, PAGE);
+	/* by the time munmap returns */
+	CHECK_EQ(g.view[10], 0);
+	expect_clear_then_event(&c, g.view + 10);
+	gpage_close(&g);
+	chan_close(&c);
+}
+
+TEST(gntalloc_event_at_close)
+{
+	struct chan c;
+	struct gpage g;
+	chan_open(&c, 1, 2);
+	gpage_open(&g);
+	CHECK_OK(ga_notify(g.fd, g.idx + 10, UNMAP_NOTIFY_SEND_EVENT, c.mine_port));
+	munmap(g.p, PAGE);
+	close(g.fd);
+	g.fd = -1;
+	/* SEND_EVENT alone: the byte stays. */
+	CHECK_EQ(ev_wait(c.watch_fd, 2000), c.watch_port);
+	CHECK_EQ(g.view[10], 'x');
+	gpage_close(&g);
+	chan_close(&c);
+}
+
+TEST(event_reference_keeps_the_port_open)
+{
+	struct chan c;
+	struct gpage g;
+	chan_open(&c, 1, 2);
+	gpage_open(&g);
+	CHECK_OK(ga_notify(g.fd, g.idx + 10, UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+			   c.mine_port));
+	CHECK_OK(ga_dealloc(g.fd, g.idx, 1));
+	/* The notifier's evtchn fd goes away; the notification still holds
+	 * the port, so the channel is still connected... */
+	close(c.mine_fd);
+	c.mine_fd = -1;
+	expect_nothing(&c, g.view + 10, 'x');
+	/* ...and the event still gets through when it fires. */
+	munmap(g.p, PAGE);
+	expect_clear_then_event(&c, g.view + 10);
+	gpage_close(&g);
+	chan_close(&c);
+}
+
+TEST(overwrite_and_clear)
+{
+	struct chan c;
+	struct gpage g;
+	chan_open(&c, 1, 2);
+	gpage_open(&g);
+	CHECK_OK(ga_notify(g.fd, g.idx + 10, UNMAP_NOTIFY_SEND_EVENT, c.mine_port));
+	CHECK_OK(ga_notify(g.fd, g.idx + 11, UNMAP_NOTIFY_CLEAR_BYTE, 0)); /* replaces it */
+	g.p[11] = 'y';
+	CHECK_OK(ga_dealloc(g.fd, g.idx, 1));
+	munmap(g.p, PAGE);
+	CHECK_EQ(g.view[11], 0);
+	CHECK_EQ(g.view[10], 'x');
+	CHECK_EQ(ev_wait(c.watch_fd, 100), 0); /* the event was replaced */
+	gpage_close(&g);
+
+	gpage_open(&g);
+	CHECK_OK(ga_notify(g.fd, g.idx + 10, UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+			   c.mine_port));
+	CHECK_OK(ga_notify(g.fd, g.idx + 10, 0, 0)); /* cleared */
+	CHECK_OK(ga_dealloc(g.fd, g.idx, 1));
+	munmap(g.p, PAGE);
+	expect_nothing(&c, g.view + 10, 'x');
+	gpage_close(&g);
+	chan_close(&c);
+}
+
+TEST(gntalloc_event_on_exit_exec_and_sigkill)
+{
+	for (int how = 0; how < 3; how++) {
+		struct chan c;
+		chan_open(&c, 1, 2);
+		struct tap_link l;
+		tap_link_init(&l);
+		unsigned port = c.mine_port;
+		int keep = c.mine_fd;
+		/* The notifier's process holds the evtchn fd, the page, the
+		 * notification; then it goes. */
+		pid_t pid = fork();
+		if (pid == 0) {
+			tap_link_child(&l);
+			tap_set_domid(1);
+			int fd = open_gntalloc();
+			uint64_t idx;
+			uint32_t ref;
+			CHECK_OK(ga_alloc(fd, 2, 1, 1, &idx, &ref));
+			char *p = map_pages(fd, idx, 1, PROT_READ | PROT_WRITE);
+			p[10] = 'x';
+			CHECK_OK(ga_notify(fd, idx + 10,
+					   UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT, port));
+			CHECK_OK(ga_dealloc(fd, idx, 1));
+			tap_send(&l, ref);
+			tap_recv(&l);
+			if (how == 0)
+				_exit(0);
+			if (how == 1)
+				execl("/bin/sleep", "sleep", "3", (char *)NULL);
+			pause();
+			_exit(1);
+		}
+		tap_link_parent(&l);
+		close(keep); /* only the child holds the notifier's evtchn now */
+		c.mine_fd = -1;
+		uint32_t ref = (uint32_t)tap_recv(&l);
+		tap_set_domid(2);
+		int gfd = open_gntdev();
+		uint64_t gidx;
+		CHECK_OK(gd_map1(gfd, 1, ref, &gidx));
+		volatile char *view = map_pages(gfd, gidx, 1, PROT_READ);
+		CHECK(view != MAP_FAILED);
+		CHECK_EQ(view[10], 'x');
+		tap_send(&l, 0);
+		if (how == 2)
+			kill(pid, SIGKILL);
+		expect_clear_then_event(&c, view + 10);
+		/* The rest of the page is intact, the mapping still valid. */
+		CHECK_EQ(view[11], 0);
+		kill(pid, SIGKILL);
+		tap_wait(pid);
+		munmap((void *)view, PAGE);
+		CHECK_OK(gd_unmap(gfd, gidx, 1));
+		close(gfd);
+		tap_link_close(&l);
+		chan_close(&c);
+	}
+}
+
+/* ---- gntdev: the mapper arms, the granter watches ---------------------- */
+
+struct mpage {
+	int gafd;
+	uint32_t ref;
+	char *p; /* the granter's view */
+	int fd;
+	uint64_t idx;
+	char *q;
+};
+
+static void mpage_open(struct mpage *m, int do_mmap)
+{
+	tap_set_domid(1);
+	m->gafd = open_gntalloc();
+	uint64_t gi;
+	CHECK_OK(ga_alloc(m->gafd, 2, 1, 1, &gi, &m->ref));
+	m->p = map_pages(m->gafd, gi, 1, PROT_READ | PROT_WRITE);
+	CHECK(m->p != MAP_FAILED);
+	m->p[20] = 'x';
+	tap_set_domid(2);
+	m->fd = open_gntdev();
+	CHECK_OK(gd_map1(m->fd, 1, m->ref, &m->idx));
+	m->q = NULL;
+	if (do_mmap) {
+		m->q = map_pages(m->fd, m->idx, 1, PROT_READ | PROT_WRITE);
+		CHECK(m->q != MAP_FAILED);
+	}
+}
+
+static void mpage_close(struct mpage *m)
+{
+	if (m->fd >= 0)
+		close(m->fd);
+	munmap(m->p, PAGE);
+	close(m->gafd);
+}
+
+TEST(gntdev_clear_unmap_event_at_unmap_after_munmap)
+{
+	struct chan c;
+	struct mpage m;
+	chan_open(&c, 2, 1);
+	mpage_open(&m, 1);
+	CHECK_OK(gd_notify(m.fd, m.idx + 20, UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+			   c.mine_port));
+	munmap(m.q, PAGE);
+	expect_nothing(&c, m.p + 20, 'x');
+	CHECK_OK(gd_unmap(m.fd, m.idx, 1));
+	CHECK_EQ(m.p[20], 0); /* when UNMAP returns */
+	expect_clear_then_event(&c, m.p + 20);
+	mpage_close(&m);
+	chan_close(&c);
+}
+
+TEST(gntdev_event_at_munmap_after_unmap)
+{
+	struct chan c;
+	struct mpage m;
+	chan_open(&c, 2, 1);
+	mpage_open(&m, 1);
+	CHECK_OK(gd_notify(m.fd, m.idx + 20, UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+			   c.mine_port));
+	CHECK_OK(gd_unmap(m.fd, m.idx, 1));
+	expect_nothing(&c, m.p + 20, 'x');
+	munmap(m.q, PAGE);
+	expect_clear_then_event(&c, m.p + 20);
+	mpage_close(&m);
+	chan_close(&c);
+}
+
+TEST(gntdev_never_mmapped_sends_the_event_only)
+{
+	struct chan c;
+	struct mpage m;
+	chan_open(&c, 2, 1);
+	mpage_open(&m, 0);
+	CHECK_OK(gd_notify(m.fd, m.idx + 20, UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+			   c.mine_port));
+	CHECK_OK(gd_unmap(m.fd, m.idx, 1));
+	CHECK_EQ(ev_wait(c.watch_fd, 2000), c.watch_port);
+	CHECK_EQ(m.p[20], 'x');
+	mpage_close(&m);
+	chan_close(&c);
+}
+
+TEST(gntdev_event_at_close)
+{
+	struct chan c;
+	struct mpage m;
+	chan_open(&c, 2, 1);
+	mpage_open(&m, 1);
+	CHECK_OK(gd_notify(m.fd, m.idx + 20, UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+			   c.mine_port));
+	munmap(m.q, PAGE);
+	close(m.fd); /* no UNMAP: the release does it */
+	m.fd = -1;
+	expect_clear_then_event(&c, m.p + 20);
+	mpage_close(&m);
+	chan_close(&c);
+}
+
+TEST(gntdev_event_on_exit_exec_and_sigkill)
+{
+	for (int how = 0; how < 3; how++) {
+		struct chan c;
+		chan_open(&c, 2, 1);
+		tap_set_domid(1);
+		int gafd = open_gntalloc();
+		uint64_t gi;
+		uint32_t ref;
+		CHECK_OK(ga_alloc(gafd, 2, 1, 1, &gi, &ref));
+		volatile char *p = map_pages(gafd, gi, 1, PROT_READ | PROT_WRITE);
+		p[20] = 'x';
+		struct tap_link l;
+		tap_link_init(&l);
+		unsigned port = c.mine_port;
+		pid_t pid = fork();
+		if (pid == 0) {
+			tap_link_child(&l);
+			tap_set_domid(2);
+			int fd = open_gntdev();
+			uint64_t idx;
+			CHECK_OK(gd_map1(fd, 1, ref, &idx));
+			char *q = map_pages(fd, idx, 1, PROT_READ | PROT_WRITE);
+			CHECK(q != MAP_FAILED);
+			CHECK_OK(gd_notify(fd, idx + 20,
+					   UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT, port));
+			tap_send(&l, 0);
+			tap_recv(&l);
+			if (how == 0)
+				_exit(0);
+			if (how == 1)
+				execl("/bin/sleep", "sleep", "3", (char *)NULL);
+			pause();
+			_exit(1);
+		}
+		tap_link_parent(&l);
+		close(c.mine_fd);
+		c.mine_fd = -1;
+		tap_recv(&l);
+		tap_send(&l, 0);
+		if (how == 2)
+			kill(pid, SIGKILL);
+		expect_clear_then_event(&c, p + 20);
+		kill(pid, SIGKILL);
+		tap_wait(pid);
+		munmap((void *)p, PAGE);
+		close(gafd);
+		tap_link_close(&l);
+		chan_close(&c);
+	}
+}
+
+TEST(send_to_a_closed_peer_is_dropped)
+{
+	struct chan c;
+	struct gpage g;
+	chan_open(&c, 1, 2);
+	gpage_open(&g);
+	CHECK_OK(ga_notify(g.fd, g.idx + 10, UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+			   c.mine_port));
+	close(c.watch_fd); /* the peer goes: our port turns unbound */
+	tap_set_domid(2);
+	c.watch_fd = open_evtchn();
+	CHECK_OK(ga_dealloc(g.fd, g.idx, 1));
+	munmap(g.p, PAGE);
+	CHECK_EQ(g.view[10], 0); /* the byte still goes */
+	CHECK_EQ(ev_wait(c.watch_fd, 100), 0);
+	gpage_close(&g);
+	chan_close(&c);
+}
+
+int main(int argc, char **argv)
+{
+	return tap_main(argc, argv, TAP_PRELOAD | TAP_BROKER);
+}

@@ -1,0 +1,461 @@
+/*
+ * Unit tests of the broker: its tables and its validation of every message,
+ * with the broker running in this process and clients on socketpairs
+ * speaking the raw protocol.
+ */
+#include <fcntl.h>
+#include <stdbool.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "log.h"
+#include "protocol.h"
+#include "tap.h"
+#include "wire.h"
+#include "xen_abi.h"
+
+struct client {
+	struct broker *b;
+	int fd;
+	uint32_t seq;
+};
+
+static struct broker *new_broker(const char *setting)
+{
+	struct broker_config cfg;
+	broker_config_defaults(&cfg);
+	cfg.log_level = LOG_CRIT;
+	if (setting) {
+		char key[64];
+		const char *eq = strchr(setting, '=');
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - setting), setting);
+		CHECK_EQ(broker_config_set(&cfg, key, eq + 1), 0);
+	}
+	struct broker *b;
+	CHECK_EQ(broker_create(&cfg, -1, &b), 0);
+	return b;
+}
+
+static void pump(struct broker *b)
+{
+	while (broker_dispatch(b, 0) > 0)
+		;
+}
+
+static struct client connect_raw(struct broker *b)
+{
+	int sv[2];
+	CHECK_OK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv));
+	CHECK_EQ(broker_add_client(b, sv[1]), 0);
+	return (struct client){.b = b, .fd = sv[0]};
+}
+
+/* Sends op with payload; returns the reply's result (payload into out). */
+static int call(struct client *c, uint16_t op, const void *p, size_t len, const int *fds,
+		unsigned nfds, void *out, size_t outlen, int *rfds, unsigned *nrfds)
+{
+	char buf[GR_MSG_MAX];
+	struct gr_hdr h = {.op = op, .size = (uint32_t)(sizeof(h) + len), .seq = ++c->seq};
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), p, len);
+	CHECK_EQ(gr_send(c->fd, buf, sizeof(h) + len, fds, nfds), 0);
+	pump(c->b);
+	int tmp[GR_MSG_FDS_MAX];
+	unsigned ntmp = 0;
+	ssize_t n = gr_recv(c->fd, buf, sizeof(buf), rfds ? rfds : tmp, GR_MSG_FDS_MAX,
+			    nrfds ? nrfds : &ntmp, MSG_DONTWAIT);
+	if (!rfds)
+		gr_close_fds(tmp, ntmp);
+	if (n <= 0)
+		return n == 0 ? -EPIPE : (int)n; /* the broker hung up */
+	struct gr_hdr rh;
+	memcpy(&rh, buf, sizeof(rh));
+	CHECK_EQ(rh.seq, h.seq);
+	if (out)
+		memcpy(out, buf + sizeof(rh), outlen < n - sizeof(rh) ? outlen : n - sizeof(rh));
+	return rh.result;
+}
+
+static struct client open_dev(struct broker *b, enum gr_kind kind, uint16_t domid)
+{
+	struct client c = connect_raw(b);
+	struct gr_hello hello = {.version = GR_PROTO_VERSION, .kind = kind, .domid = domid};
+	int r = call(&c, GR_OP_HELLO, &hello, sizeof(hello), &c.fd, 1, NULL, 0, NULL, NULL);
+	CHECK_EQ(r, 0);
+	return c;
+}
+
+/* Whether the broker has closed its end of c. */
+static bool hung_up(struct client *c)
+{
+	pump(c->b);
+	char buf[64];
+	ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+	return n == 0;
+}
+
+static int alloc(struct client *c, uint16_t grantee, uint32_t count, uint32_t *refs)
+{
+	struct gr_alloc req = {.grantee = grantee, .flags = 1, .count = count};
+	char out[sizeof(struct gr_alloc_reply) + 64 * 4];
+	int r = call(c, GR_OP_ALLOC, &req, sizeof(req), NULL, 0, out, sizeof(out), NULL, NULL);
+	for (uint32_t i = 0; r == 0 && refs && i < count && i < 64; i++)
+		memcpy(&refs[i], out + sizeof(struct gr_alloc_reply) + 4 * i, 4);
+	return r;
+}
+
+TEST(grant_refs_from_8_lifo_and_table_limit)
+{
+	struct broker *b = new_broker("max-grant-entries=16");
+	struct client c = open_dev(b, GR_KIND_GNTALLOC, 1);
+	uint32_t refs[8];
+	CHECK_EQ(alloc(&c, 2, 3, refs), 0);
+	CHECK_EQ(refs[0], 8);
+	CHECK_EQ(refs[2], 10);
+	struct gr_range d = {.index = XEN_PAGE_SIZE, .count = 1};
+	CHECK_EQ(call(&c, GR_OP_DEALLOC, &d, sizeof(d), NULL, 0, NULL, 0, NULL, NULL), 0);
+	CHECK_EQ(alloc(&c, 2, 1, refs), 0);
+	CHECK_EQ(refs[0], 9);
+	/* 16 entries, 8 reserved: 5 left, and a 6th does not fit. The failed
+	 * call gave back 11..15 in order, so 15 comes first (Linux's undo). */
+	CHECK_EQ(alloc(&c, 2, 6, refs), -ENOSPC);
+	CHECK_EQ(alloc(&c, 2, 5, refs), 0);
+	CHECK_EQ(refs[0], 15);
+	CHECK_EQ(refs[4], 11);
+	CHECK_EQ(alloc(&c, 2, 1, refs), -ENOSPC);
+	struct broker_stats st;
+	broker_get_stats(b, &st);
+	CHECK_EQ(st.grants, 8);
+	close(c.fd);
+	pump(b);
+	broker_get_stats(b, &st);
+	CHECK_EQ(st.grants, 0);
+	CHECK_EQ(st.allocations, 0);
+	CHECK_EQ(st.domains, 0);
+	broker_destroy(b);
+}
+
+TEST(gntalloc_limit_per_domain)
+{
+	struct broker *b = new_broker("gntalloc-limit=10");
+	struct client c1 = open_dev(b, GR_KIND_GNTALLOC, 1);
+	struct client c2 = open_dev(b, GR_KIND_GNTALLOC, 1);
+	struct client c3 = open_dev(b, GR_KIND_GNTALLOC, 2);
+	CHECK_EQ(alloc(&c1, 2, 11, NULL), -ENOSPC);
+	CHECK_EQ(alloc(&c1, 2, 6, NULL), 0);
+	CHECK_EQ(alloc(&c2, 2, 5, NULL), -ENOSPC);
+	CHECK_EQ(alloc(&c2, 2, 4, NULL), 0);
+	CHECK_EQ(alloc(&c3, 2, 10, NULL), 0);
+	close(c1.fd);
+	pump(b);
+	CHECK_EQ(alloc(&c2, 2, 6, NULL), 0);
+	close(c2.fd);
+	close(c3.fd);
+	broker_destroy(b);
+}
+
+static int map(struct client *c, uint32_t count, uint64_t *index)
+{
+	char buf[sizeof(struct gr_map) + 16 * sizeof(struct gr_grant_ref)] = {0};
+	struct gr_map m = {.count = count, .n = count};
+	memcpy(buf, &m, sizeof(m));
+	struct gr_map_reply rep = {0};
+	int r = call(c, GR_OP_MAP, buf, sizeof(m) + count * sizeof(struct gr_grant_ref), NULL, 0,
+		     &rep, sizeof(rep), NULL, NULL);
+	*index = rep.index / XEN_PAGE_SIZE;
+	return r;
+}
+
+static int unmap(struct client *c, uint64_t index, uint32_t count)
+{
+	struct gr_range u = {.index = index * XEN_PAGE_SIZE, .count = count};
+	return call(c, GR_OP_UNMAP, &u, sizeof(u), NULL, 0, NULL, 0, NULL, NULL);
+}
+
+TEST(gntdev_index_placement)
+{
+	struct broker *b = new_broker(NULL);
+	struct client c = open_dev(b, GR_KIND_GNTDEV, 2);
+	uint64_t i[6];
+	CHECK_EQ(map(&c, 2, &i[0]), 0); /* [0,2) */
+	CHECK_EQ(map(&c, 1, &i[1]), 0); /* [2,3) */
+	CHECK_EQ(map(&c, 3, &i[2]), 0); /* [3,6) */
+	CHECK_EQ(i[0], 0);
+	CHECK_EQ(i[1], 2);
+	CHECK_EQ(i[2], 3);
+	CHECK_EQ(unmap(&c, 0, 2), 0);
+	CHECK_EQ(map(&c, 2, &i[3]), 0); /* hole of 2 is not enough for 2 */
+	CHECK_EQ(i[3], 6);
+	CHECK_EQ(map(&c, 1, &i[4]), 0); /* but is for 1 */
+	CHECK_EQ(i[4], 0);
+	CHECK_EQ(unmap(&c, 3, 0), 0); /* count 0 matches any */
+	CHECK_EQ(map(&c, 2, &i[5]), 0); /* [3,6) is free: 3 + 2 < 6 */
+	CHECK_EQ(i[5], 3);
+	CHECK_EQ(unmap(&c, 99, 1), -ENOENT);
+	CHECK_EQ(map(&c, 0, &i[0]), -EINVAL);
+	close(c.fd);
+	broker_destroy(b);
+}
+
+TEST(map_refs_arrive_in_several_messages)
+{
+	struct broker *b = new_broker(NULL);
+	struct client c = open_dev(b, GR_KIND_GNTDEV, 2);
+	char buf[sizeof(struct gr_map) + 4 * sizeof(struct gr_grant_ref)] = {0};
+	struct gr_map m = {.count = 10, .n = 4};
+	memcpy(buf, &m, sizeof(m));
+	struct gr_hdr h = {.op = GR_OP_MAP, .size = sizeof(h) + sizeof(buf), .seq = 7};
+	char msg[256];
+	memcpy(msg, &h, sizeof(h));
+	memcpy(msg + sizeof(h), buf, sizeof(buf));
+	CHECK_EQ(gr_send(c.fd, msg, h.size, NULL, 0), 0);
+	struct gr_map_refs more = {.n = 6};
+	h = (struct gr_hdr){.op = GR_OP_MAP_REFS, .flags = GR_HDR_NOREPLY,
+			    .size = sizeof(h) + sizeof(more) + 6 * 8, .seq = 8};
+	memset(msg, 0, sizeof(msg));
+	memcpy(msg, &h, sizeof(h));
+	memcpy(msg + sizeof(h), &more, sizeof(more));
+	CHECK_EQ(gr_send(c.fd, msg, h.size, NULL, 0), 0);
+	pump(b);
+	struct gr_hdr rh;
+	struct gr_map_reply rep;
+	char in[64];
+	CHECK_EQ(recv(c.fd, in, sizeof(in), MSG_DONTWAIT), sizeof(rh) + sizeof(rep));
+	memcpy(&rh, in, sizeof(rh));
+	CHECK_EQ(rh.seq, 7); /* the reply belongs to the MAP */
+	CHECK_EQ(rh.result, 0);
+	close(c.fd);
+	broker_destroy(b);
+}
+
+/* ---- validation: every malformed message ends that connection only ---- */
+
+static void send_raw(struct client *c, const void *msg, size_t len, const int *fds, unsigned n)
+{
+	CHECK_EQ(gr_send(c->fd, msg, len, fds, n), 0);
+}
+
+TEST(malformed_messages_close_only_their_connection)
+{
+	struct broker *b = new_broker(NULL);
+	struct client bystander = open_dev(b, GR_KIND_GNTALLOC, 5);
+	CHECK_EQ(alloc(&bystander, 6, 1, NULL), 0);
+	struct gr_hdr h = {.op = GR_OP_BARRIER, .size = sizeof(h), .seq = 1};
+
+	/* 1: shorter than a header */
+	struct client c = open_dev(b, GR_KIND_GNTALLOC, 1);
+	send_raw(&c, "abc", 3, NULL, 0);
+	CHECK(hung_up(&c));
+	close(c.fd);
+	/* 2: size field disagrees with the datagram */
+	c = open_dev(b, GR_KIND_GNTALLOC, 1);
+	h.size = 100;
+	send_raw(&c, &h, sizeof(h), NULL, 0);
+	CHECK(hung_up(&c));
+	close(c.fd);
+	/* 3: unknown op */
+	c = open_dev(b, GR_KIND_GNTALLOC, 1);
+	h = (struct gr_hdr){.op = 999, .size = sizeof(h), .seq = 1};
+	send_raw(&c, &h, sizeof(h), NULL, 0);
+	CHECK(hung_up(&c));
+	close(c.fd);
+	/* 4: an op of the other device */
+	c = open_dev(b, GR_KIND_GNTALLOC, 1);
+	struct {
+		struct gr_hdr h;
+		struct gr_range r;
+	} um = {{.op = GR_OP_UNMAP, .size = sizeof(um), .seq = 1}, {0}};
+	send_raw(&c, &um, sizeof(um), NULL, 0);
+	CHECK(hung_up(&c));
+	close(c.fd);
+	/* 5: a payload of the wrong size */
+	c = open_dev(b, GR_KIND_GNTALLOC, 1);
+	char bad[sizeof(struct gr_hdr) + 7] = {0};
+	h = (struct gr_hdr){.op = GR_OP_ALLOC, .size = sizeof(bad), .seq = 1};
+	memcpy(bad, &h, sizeof(h));
+	send_raw(&c, bad, sizeof(bad), NULL, 0);
+	CHECK(hung_up(&c));
+	close(c.fd);
+	/* 6: an fd on a message that takes none; it is closed, not kept */
+	c = open_dev(b, GR_KIND_GNTALLOC, 1);
+	int p[2];
+	CHECK_OK(pipe(p));
+	h = (struct gr_hdr){.op = GR_OP_BARRIER, .size = sizeof(h), .seq = 1};
+	send_raw(&c, &h, sizeof(h), &p[1], 1);
+	close(p[1]);
+	CHECK(hung_up(&c));
+	char x;
+	CHECK_EQ(read(p[0], &x, 1), 0); /* every copy of the write end is gone */
+	close(p[0]);
+	close(c.fd);
+	/* 7: requests before the hello, a second hello */
+	c = connect_raw(b);
+	send_raw(&c, &h, sizeof(h), NULL, 0);
+	CHECK(hung_up(&c));
+	close(c.fd);
+	c = open_dev(b, GR_KIND_GNTDEV, 1);
+	struct {
+		struct gr_hdr h;
+		struct gr_hello hello;
+	} hi = {{.op = GR_OP_HELLO, .size = sizeof(hi), .seq = 2},
+		{.version = GR_PROTO_VERSION, .kind = GR_KIND_GNTDEV}};
+	send_raw(&c, &hi, sizeof(hi), &c.fd, 1);
+	CHECK(hung_up(&c));
+	close(c.fd);
+	/* 8: a hello of a reserved domain, an unknown kind, a wrong version */
+	c = connect_raw(b);
+	struct gr_hello hello = {.version = GR_PROTO_VERSION, .kind = GR_KIND_GNTDEV,
+				 .domid = 0x7FF0};
+	CHECK_EQ(call(&c, GR_OP_HELLO, &hello, sizeof(hello), &c.fd, 1, NULL, 0, NULL, NULL),
+		 -EINVAL);
+	CHECK(hung_up(&c));
+	close(c.fd);
+	c = connect_raw(b);
+	hello = (struct gr_hello){.version = GR_PROTO_VERSION, .kind = 77};
+	send_raw(&c, &(struct {
+			     struct gr_hdr h;
+			     struct gr_hello x;
+		     }){{.op = GR_OP_HELLO, .size = sizeof(struct gr_hdr) + sizeof(hello), .seq = 1},
+			hello},
+		 sizeof(struct gr_hdr) + sizeof(hello), NULL, 0);
+	CHECK(hung_up(&c));
+	close(c.fd);
+	c = connect_raw(b);
+	hello = (struct gr_hello){.version = 99, .kind = GR_KIND_GNTDEV};
+	CHECK_EQ(call(&c, GR_OP_HELLO, &hello, sizeof(hello), &c.fd, 1, NULL, 0, NULL, NULL),
+		 -EPIPE);
+	close(c.fd);
+	/* 9: an attach with something that is not a device socket */
+	c = connect_raw(b);
+	struct gr_attach at = {.version = GR_PROTO_VERSION};
+	int null = open("/dev/null", O_RDONLY);
+	CHECK_EQ(call(&c, GR_OP_ATTACH, &at, sizeof(at), &null, 1, NULL, 0, NULL, NULL), -ENODEV);
+	close(null);
+	close(c.fd);
+	/* 10: a message with more fds than any message may carry */
+	c = open_dev(b, GR_KIND_GNTALLOC, 1);
+	int many[GR_MSG_FDS_MAX];
+	for (unsigned i = 0; i < GR_MSG_FDS_MAX; i++)
+		many[i] = c.fd;
+	send_raw(&c, &h, sizeof(h), many, GR_MSG_FDS_MAX);
+	CHECK(hung_up(&c));
+	close(c.fd);
+	/* 11: a reply flag on a request */
+	c = open_dev(b, GR_KIND_GNTALLOC, 1);
+	h = (struct gr_hdr){.op = GR_OP_BARRIER, .flags = GR_HDR_MORE, .size = sizeof(h), .seq = 1};
+	send_raw(&c, &h, sizeof(h), NULL, 0);
+	CHECK(hung_up(&c));
+	close(c.fd);
+
+	/* The bystander noticed nothing; nothing else is left. */
+	CHECK_EQ(alloc(&bystander, 6, 1, NULL), 0);
+	struct broker_stats st;
+	broker_get_stats(b, &st);
+	CHECK_EQ(st.connections, 1);
+	CHECK_EQ(st.files, 1);
+	close(bystander.fd);
+	pump(b);
+	broker_get_stats(b, &st);
+	CHECK_EQ(st.connections, 0);
+	CHECK_EQ(st.files, 0);
+	CHECK_EQ(st.allocations, 0);
+	broker_destroy(b);
+}
+
+TEST(mmap_reply_carries_the_memory_and_a_token)
+{
+	struct broker *b = new_broker(NULL);
+	struct client c = open_dev(b, GR_KIND_GNTALLOC, 1);
+	CHECK_EQ(alloc(&c, 2, 2, NULL), 0);
+	struct gr_mmap m = {.offset = 0, .len = 2 * XEN_PAGE_SIZE, .prot = PROT_READ | PROT_WRITE,
+			    .flags = GR_MMAP_SHARED};
+	char out[sizeof(struct gr_mmap_reply) + sizeof(struct gr_run)];
+	int fds[GR_MSG_FDS_MAX];
+	unsigned nfds = 0;
+	CHECK_EQ(call(&c, GR_OP_MMAP, &m, sizeof(m), NULL, 0, out, sizeof(out), fds, &nfds), 0);
+	CHECK_EQ(nfds, 2); /* the token, the memfd */
+	struct gr_mmap_reply rep;
+	struct gr_run run;
+	memcpy(&rep, out, sizeof(rep));
+	memcpy(&run, out + sizeof(rep), sizeof(run));
+	CHECK_EQ(rep.nruns, 1);
+	CHECK_EQ(run.npages, 2);
+	CHECK_EQ(run.fd_index, 1);
+	struct stat st;
+	CHECK_OK(fstat(fds[1], &st));
+	CHECK_EQ(st.st_size, 2 * XEN_PAGE_SIZE);
+	/* Sealed: nobody can shrink it under another mapping. */
+	CHECK_ERR(ftruncate(fds[1], 0), EPERM);
+	struct broker_stats bs;
+	broker_get_stats(b, &bs);
+	CHECK_EQ(bs.mappings, 1);
+	close(fds[0]); /* the token: the last munmap */
+	pump(b);
+	broker_get_stats(b, &bs);
+	CHECK_EQ(bs.mappings, 0);
+	close(fds[1]);
+	close(c.fd);
+	broker_destroy(b);
+}
+
+TEST(config_file_and_settings)
+{
+	struct broker_config cfg;
+	broker_config_defaults(&cfg);
+	CHECK_EQ(cfg.max_grant_entries, 32768);
+	CHECK_EQ(cfg.max_maptrack, 262144);
+	CHECK_EQ(cfg.gntalloc_limit, 1024);
+	CHECK_EQ(cfg.max_ports, 1023);
+	char path[] = "/tmp/granted-conf-XXXXXX";
+	int fd = mkstemp(path);
+	const char text[] = "# a comment\n gntalloc-limit = 2048 \nmax-ports=100\n\n"
+			    "declare-domain = 5\nlog-level=debug\n";
+	CHECK_EQ(write(fd, text, sizeof(text) - 1), (ssize_t)sizeof(text) - 1);
+	close(fd);
+	unsigned line;
+	CHECK_EQ(broker_config_load(&cfg, path, &line), 0);
+	CHECK_EQ(cfg.gntalloc_limit, 2048);
+	CHECK_EQ(cfg.max_ports, 100);
+	CHECK_EQ(cfg.ndeclared, 1);
+	CHECK_EQ(cfg.declared[0], 5);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	const char bad[] = "max-ports = 10\nmax-prots = 3\n";
+	CHECK_EQ(write(fd, bad, sizeof(bad) - 1), (ssize_t)sizeof(bad) - 1);
+	close(fd);
+	CHECK_EQ(broker_config_load(&cfg, path, &line), -ENOENT);
+	CHECK_EQ(line, 2);
+	unlink(path);
+	CHECK_EQ(broker_config_set(&cfg, "max-ports", "0"), -EINVAL);
+	CHECK_EQ(broker_config_set(&cfg, "max-ports", "-1"), -EINVAL);
+	CHECK_EQ(broker_config_set(&cfg, "max-ports", "12x"), -EINVAL);
+	CHECK_EQ(broker_config_set(&cfg, "declare-domain", "32752"), -EINVAL);
+	CHECK_EQ(broker_config_set(&cfg, "log-level", "loud"), -EINVAL);
+}
+
+TEST(declared_domain_exists_without_processes)
+{
+	struct broker *b = new_broker("declare-domain=9");
+	struct broker_stats st;
+	broker_get_stats(b, &st);
+	CHECK_EQ(st.domains, 1);
+	/* binding to it works although nothing of it runs */
+	struct client e = open_dev(b, GR_KIND_EVTCHN, 1);
+	struct gr_ev_bind bind = {.remote_domain = 9, .remote_port = 1};
+	CHECK_EQ(call(&e, GR_OP_EV_BIND_INTERDOMAIN, &bind, sizeof(bind), NULL, 0, NULL, 0, NULL,
+		      NULL),
+		 -EINVAL); /* exists (not ESRCH), has no such port */
+	bind.remote_domain = 10;
+	CHECK_EQ(call(&e, GR_OP_EV_BIND_INTERDOMAIN, &bind, sizeof(bind), NULL, 0, NULL, 0, NULL,
+		      NULL),
+		 -ESRCH);
+	close(e.fd);
+	broker_destroy(b);
+}
+
+int main(int argc, char **argv)
+{
+	return tap_main(argc, argv, 0);
+}
