@@ -89,7 +89,7 @@ int broker_create(const struct broker_config *cfg, int listen_fd, struct broker 
 	b->cfg = *cfg;
 	b->uid = geteuid();
 	b->listen_fd = listen_fd;
-	b->timer_fd = b->reserve_fd = -1;
+	b->timer_fd = b->reserve_fd = b->epoch_fd = b->epoch_ro_fd = -1;
 	list_init(&b->conns);
 	list_init(&b->dead_conns);
 	list_init(&b->files);
@@ -100,6 +100,10 @@ int broker_create(const struct broker_config *cfg, int listen_fd, struct broker 
 	if (!b->domains || !b->loop)
 		goto fail;
 	b->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	r = epoch_init(b);
+	if (r < 0)
+		goto fail;
+	r = -ENOMEM;
 	b->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (b->timer_fd < 0) {
 		r = -errno;
@@ -167,6 +171,7 @@ void broker_destroy(struct broker *b)
 	}
 	free(b->ending);
 	free(b->domains);
+	epoch_fini(b);
 	loop_remove(b->timer_src);
 	loop_remove(b->listen_src);
 	if (b->timer_fd >= 0)

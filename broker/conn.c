@@ -232,6 +232,21 @@ void conn_kill(struct conn *c, const char *why)
 	list_append(&b->dead_conns, &c->link);
 }
 
+/* The reply to HELLO and ATTACH: with the evtchn file's shared page, or
+ * for gntdev the grant epoch page. */
+static int hello_reply(struct conn *c, const struct gr_hdr *h, const struct gr_hello_reply *rep)
+{
+	struct file *f = c->file;
+	if (f && f->kind == GR_KIND_EVTCHN)
+		return evtchn_hello_reply(c, h, rep);
+	if (f && f->kind == GR_KIND_GNTDEV) {
+		conn_reply(c, h, 0, rep, sizeof(*rep), &c->b->epoch_ro_fd, 1);
+		return GR_REPLIED;
+	}
+	conn_reply(c, h, 0, rep, sizeof(*rep), NULL, 0);
+	return GR_REPLIED;
+}
+
 static int on_hello(struct conn *c, const struct gr_hdr *h, const struct gr_hello *req,
 		    int *fds, unsigned nfds)
 {
@@ -308,10 +323,7 @@ static int on_hello(struct conn *c, const struct gr_hdr *h, const struct gr_hell
 				     .map_limit = b->cfg.gntdev_map_limit};
 	log_debug("pid %d connected as %s of domain %u", (int)c->cred.pid, role_name(c->role),
 		  req->domid);
-	if (c->file && c->file->kind == GR_KIND_EVTCHN)
-		return evtchn_hello_reply(c, h, &rep);
-	conn_reply(c, h, 0, &rep, sizeof(rep), NULL, 0);
-	return GR_REPLIED;
+	return hello_reply(c, h, &rep);
 }
 
 static int on_attach(struct conn *c, const struct gr_hdr *h, const struct gr_attach *req,
@@ -334,10 +346,7 @@ static int on_attach(struct conn *c, const struct gr_hdr *h, const struct gr_att
 						     .domid = f->dom->id,
 						     .file_id = f->id,
 						     .map_limit = c->b->cfg.gntdev_map_limit};
-			if (f->kind == GR_KIND_EVTCHN)
-				return evtchn_hello_reply(c, h, &rep);
-			conn_reply(c, h, 0, &rep, sizeof(rep), NULL, 0);
-			return GR_REPLIED;
+			return hello_reply(c, h, &rep);
 		}
 	}
 	return -ENODEV;

@@ -40,7 +40,8 @@ int domain_claim(struct broker *b, uint16_t id, struct domain **out)
 		b->domains[id] = d;
 		log_info("domain %u created", id);
 	}
-	d->claims++;
+	if (d->claims++ == 0)
+		epoch_bump(b, id); /* alive again after dying */
 	*out = d;
 	return 0;
 }
@@ -69,6 +70,8 @@ void domain_unclaim(struct domain *d)
 {
 	if (--d->claims == 0 && !d->declared) {
 		struct broker *b = d->b;
+		/* Dying: its grants can no longer be copied. */
+		epoch_bump(b, d->id);
 		if (d->grants_used > 0)
 			log_info("domain %u dying: %u grants still mapped elsewhere", d->id,
 				 d->grants_used);
@@ -140,6 +143,7 @@ static void grant_free(struct domain *d, uint32_t ref)
 	struct gntalloc_page *page = e->page;
 	d->free_refs[d->nfree++] = ref;
 	memset(e, 0, sizeof(*e));
+	epoch_bump(d->b, d->id);
 	d->grants_used--;
 	page->granted = false;
 	page_maybe_dead(page);

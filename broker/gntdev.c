@@ -338,6 +338,8 @@ int gntdev_handle(struct conn *c, struct file *f, const struct gr_hdr *h, const 
 		if (len != sizeof(struct gr_notify))
 			return -EPROTO;
 		return op_notify(f, p);
+	case GR_OP_COPY_REFS:
+		return copy_refs(c, f, h, p, len);
 	default:
 		return -EPROTO;
 	}

@@ -235,6 +235,9 @@ struct broker {
 	int timer_fd;
 	int reserve_fd; /* spent to refuse a client when out of fds */
 	struct loop_source *timer_src;
+	int epoch_fd, epoch_ro_fd; /* the grant epoch page (copy.c) */
+	uint32_t *epoch;
+	size_t epoch_len;
 	struct ending_grant *ending; /* grants waiting for their deferred end */
 	uint32_t nending, ending_cap;
 	bool stop;
@@ -336,6 +339,13 @@ struct run_page {
 int mapping_send(struct conn *c, const struct gr_hdr *h, struct mapping *m, int token,
 		 const struct run_page *pages, uint32_t npages, bool writable);
 void mapping_abort(struct mapping *m, int token);
+
+/* copy.c */
+int epoch_init(struct broker *b);
+void epoch_fini(struct broker *b);
+/* A grant of domid ended, or the domain died: cached copy answers go. */
+void epoch_bump(struct broker *b, uint16_t domid);
+int copy_refs(struct conn *c, struct file *f, const struct gr_hdr *h, const void *p, size_t len);
 
 /* admin.c */
 int admin_handle(struct conn *c, const struct gr_hdr *h, const void *p, size_t len);

@@ -49,6 +49,8 @@ enum gr_op {
 	GR_OP_UNMAP = 22,      /* gr_range -> result */
 	GR_OP_DEV_NOTIFY = 23, /* gr_notify -> result */
 
+	GR_OP_COPY_REFS = 24, /* gr_copy_refs + gr_copy_ref[] -> gr_copy_reply + rows (stream), fds */
+
 	/* both grant devices */
 	GR_OP_MMAP = 30,   /* gr_mmap -> gr_mmap_reply + runs[] (stream), fds */
 	GR_OP_MUNMAP = 31, /* gr_munmap -> result, after the client dropped its token */
@@ -183,6 +185,48 @@ struct gr_map_reply {
 	uint64_t index;
 };
 _Static_assert(sizeof(struct gr_map_reply) == 8, "gr_map_reply");
+
+/*
+ * IN. IOCTL_GNTDEV_GRANT_COPY's grants: the broker checks each (domain,
+ * ref) as Xen's GNTTABOP_copy would for the caller and answers with the
+ * page's memory, so that the client copies directly. The client caches
+ * the answers; they stay good while the granting domain's grant epoch
+ * (the read-only page sent with the gntdev HELLO reply) is unchanged.
+ */
+struct gr_copy_refs {
+	uint32_t n;
+	uint32_t pad;
+	/* struct gr_copy_ref refs[n] */
+};
+_Static_assert(sizeof(struct gr_copy_refs) == 8, "gr_copy_refs");
+
+struct gr_copy_ref {
+	uint32_t ref;
+	uint16_t domid; /* DOMID_SELF allowed */
+	uint16_t pad;
+};
+_Static_assert(sizeof(struct gr_copy_ref) == 8, "gr_copy_ref");
+
+/* OUT. Each message: rows [first, first + n) of the request's refs. */
+struct gr_copy_reply {
+	uint32_t first;
+	uint32_t n;
+	/* struct gr_copy_row rows[n] */
+};
+_Static_assert(sizeof(struct gr_copy_reply) == 8, "gr_copy_reply");
+
+struct gr_copy_row {
+	int16_t status;	  /* GNTST_okay, _general_error, _bad_domain, _bad_gntref */
+	uint16_t fd_index; /* okay: index into this message's fds */
+	uint32_t page;	   /* okay: page of the ref within that fd */
+	uint32_t epoch;	   /* the granting domain's grant epoch when checked */
+	uint16_t writable; /* okay: the grant (and the fd) allows writing */
+	uint16_t domid;	   /* the granting domain, DOMID_SELF resolved */
+};
+_Static_assert(sizeof(struct gr_copy_row) == 16, "gr_copy_row");
+
+/* The grant epoch page: one uint32_t per domain id below 0x7FF0. */
+#define GR_EPOCH_SIZE (0x7FF0u * 4u)
 
 /* IN. mmap() of a device file. */
 struct gr_mmap {

@@ -61,6 +61,7 @@ void dev_put(struct granted_dev *dev)
 		return;
 	if (dev->ev)
 		evtchn_teardown(dev);
+	copy_teardown(dev);
 	if (dev->chan.fd >= 0 && dev->chan.fd != dev->conn_fd)
 		close(dev->chan.fd);
 	if (dev->conn_fd >= 0) {
@@ -131,11 +132,12 @@ GR_EXPORT int granted_open(enum granted_device kind, uint16_t domid, int flags,
 	close(sock);
 	sock = -1;
 	dev->chan.fd = dev->conn_fd;
-	if (kind == GRANTED_EVTCHN) {
+	if (kind == GRANTED_EVTCHN)
 		r = evtchn_setup(dev, hc.shm_fd);
-		if (r < 0)
-			goto fail;
-	}
+	else if (kind == GRANTED_GNTDEV)
+		r = copy_setup(dev, hc.shm_fd);
+	if (r < 0)
+		goto fail;
 	if (hc.shm_fd >= 0)
 		close(hc.shm_fd);
 	gr_debug("opened %s as domain %u",
@@ -177,6 +179,8 @@ GR_EXPORT int granted_attach(int fd, struct granted_dev **out)
 	struct gr_attach at = {.version = GR_PROTO_VERSION};
 	r = chan_call_fd(&dev->chan, dev->buf, GR_OP_ATTACH, &at, sizeof(at), &dev->conn_fd, 1,
 			 on_hello, &hc);
+	if (r >= 0 && hc.rep.kind == GRANTED_GNTDEV)
+		r = copy_setup(dev, hc.shm_fd);
 	if (hc.shm_fd >= 0)
 		close(hc.shm_fd);
 	if (r < 0)

@@ -12,6 +12,7 @@
 #define GR_EXPORT __attribute__((visibility("default")))
 
 struct evtchn_state;
+struct copy_cache;
 
 /*
  * The channel a process uses for requests on one file: the device socket
@@ -39,6 +40,7 @@ struct granted_dev {
 	uint32_t map_limit;
 	char *buf; /* GR_MSG_MAX bytes for replies */
 	struct evtchn_state *ev;
+	struct copy_cache *copy; /* gntdev: grant copy's memory of grants */
 };
 
 /* Increments in every fork child (pthread_atfork). */
@@ -77,6 +79,10 @@ void dev_put(struct granted_dev *dev);
 int evtchn_setup(struct granted_dev *dev, int shm_fd);
 void evtchn_teardown(struct granted_dev *dev);
 int evtchn_fd(const struct granted_dev *dev);
+
+/* copy.c: epoch_fd is the grant epoch page (not consumed). */
+int copy_setup(struct granted_dev *dev, int epoch_fd);
+void copy_teardown(struct granted_dev *dev);
 
 /* debug.c: silent unless GRANTED_DEBUG is set. */
 void gr_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

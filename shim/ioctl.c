@@ -92,6 +92,131 @@ static int gntdev_map(struct shfile *f, void *arg)
 	return r;
 }
 
+/* Local pages a segment's local side spans: the driver makes one op of
+ * each (it splits local buffers at page boundaries). */
+static unsigned seg_ops(const struct gntdev_grant_copy_segment *s)
+{
+	if (s->len == 0)
+		return 0;
+	if ((s->flags & (GNTCOPY_source_gref | GNTCOPY_dest_gref)) ==
+	    (GNTCOPY_source_gref | GNTCOPY_dest_gref))
+		return 1;
+	uintptr_t v = (uintptr_t)((s->flags & GNTCOPY_source_gref) ? s->dest.virt : s->source.virt);
+	return (unsigned)(((v + s->len - 1) >> XEN_PAGE_SHIFT) - (v >> XEN_PAGE_SHIFT) + 1);
+}
+
+/* The driver's own checks of one segment (ABI.md §4.9 b, c). */
+static int seg_check(const struct gntdev_grant_copy_segment *s)
+{
+	if (!(s->flags & (GNTCOPY_source_gref | GNTCOPY_dest_gref)))
+		return -EINVAL; /* local to local */
+	if ((s->flags & GNTCOPY_source_gref) &&
+	    s->source.foreign.offset + (unsigned)s->len > XEN_PAGE_SIZE)
+		return -EINVAL;
+	if ((s->flags & GNTCOPY_dest_gref) && s->dest.foreign.offset + (unsigned)s->len > XEN_PAGE_SIZE)
+		return -EINVAL;
+	return 0;
+}
+
+#define COPY_CHUNK 16384u
+#define COPY_BATCH 16u /* GNTDEV_COPY_BATCH: ops per hypercall */
+
+/*
+ * IOCTL_GNTDEV_GRANT_COPY in the driver's order: each segment is read,
+ * checked, its status set to okay, its local pages pinned, and its ops
+ * queued; every 16 ops go to Xen. A failure at segment i ends the ioctl:
+ * what was already submitted happened, the rest of the batch is dropped.
+ * We read and check everything first, work out where the driver would
+ * have stopped, then copy what it would have copied, in one go.
+ */
+static int gntdev_copy(struct shfile *f, void *arg)
+{
+	struct ioctl_gntdev_grant_copy op;
+	int r = copy_in(&op, arg, sizeof(op));
+	if (r < 0)
+		return r;
+	char *user = (char *)op.segments;
+	struct gntdev_grant_copy_segment *segs = NULL;
+	unsigned ops_before = 0; /* ops queued by earlier chunks */
+	for (uint32_t base = 0; base < op.count; base += COPY_CHUNK) {
+		uint32_t n = op.count - base < COPY_CHUNK ? op.count - base : COPY_CHUNK;
+		char *u = user + (size_t)base * sizeof(*segs);
+		free(segs);
+		segs = malloc((size_t)n * sizeof(*segs));
+		if (!segs)
+			return -ENOMEM;
+		/* Read: one syscall, or one per segment to find a fault. */
+		uint32_t stop = n;
+		int err = 0;
+		if (copy_in(segs, u, (size_t)n * sizeof(*segs)) < 0) {
+			for (stop = 0; stop < n; stop++)
+				if (copy_in(&segs[stop], u + stop * sizeof(*segs), sizeof(*segs)) < 0)
+					break;
+			err = -EFAULT;
+		}
+		for (uint32_t i = 0; i < stop; i++) {
+			int c = seg_check(&segs[i]);
+			if (c < 0) {
+				stop = i;
+				err = c;
+				break;
+			}
+		}
+		/* The driver writes each status (okay) before it copies. */
+		for (uint32_t i = 0; i < stop; i++)
+			segs[i].status = GNTST_okay;
+		if (copy_out(u, segs, (size_t)stop * sizeof(*segs)) < 0) {
+			uint32_t i;
+			for (i = 0; i < stop; i++)
+				if (copy_out(u + i * sizeof(*segs), &segs[i], sizeof(*segs)) < 0)
+					break;
+			stop = i;
+			err = -EFAULT;
+		}
+		/* On a failure only whole batches of 16 ops were submitted. */
+		uint32_t todo = stop;
+		if (err) {
+			unsigned ops = ops_before, submitted;
+			for (uint32_t i = 0; i < stop; i++)
+				ops += seg_ops(&segs[i]);
+			submitted = ops / COPY_BATCH * COPY_BATCH;
+			ops = ops_before;
+			for (todo = 0; todo < stop; todo++) {
+				ops += seg_ops(&segs[todo]);
+				if (ops > submitted)
+					break;
+			}
+		}
+		for (uint32_t i = 0; i < stop; i++)
+			ops_before += seg_ops(&segs[i]);
+		uint32_t fault = 0;
+		r = granted_grant_copy(f->dev, (struct granted_copy_segment *)segs, todo, &fault);
+		if (r == -EFAULT) {
+			/* A local buffer the driver could not pin. */
+			todo = fault;
+			err = -EFAULT;
+		} else if (r < 0) {
+			free(segs);
+			return r;
+		}
+		/* The failures Xen reported overwrite their okay. */
+		for (uint32_t i = 0; i < todo; i++)
+			if (segs[i].status != GNTST_okay &&
+			    copy_out(u + i * sizeof(*segs) + offsetof(struct gntdev_grant_copy_segment,
+								      status),
+				     &segs[i].status, sizeof(segs[i].status)) < 0) {
+				err = -EFAULT;
+				break;
+			}
+		if (err) {
+			free(segs);
+			return err;
+		}
+	}
+	free(segs);
+	return 0;
+}
+
 static int gntdev_ioctl(struct shfile *f, unsigned long req, void *arg)
 {
 	int r;
@@ -122,6 +247,8 @@ static int gntdev_ioctl(struct shfile *f, unsigned long req, void *arg)
 			return r;
 		return granted_set_unmap_notify(f->dev, op.index, op.action, op.event_channel_port);
 	}
+	case IOCTL_GNTDEV_GRANT_COPY:
+		return gntdev_copy(f, arg);
 	default:
 		/* SET_MAX_GRANTS: declared, never implemented since Linux 3.0;
 		 * the dma-buf ioctls: a kernel without XEN_GNTDEV_DMABUF. */

@@ -124,6 +124,38 @@ int granted_unmap_refs(struct granted_dev *dev, uint64_t index, uint32_t count);
  */
 int granted_offset_for_vaddr(uint64_t vaddr, uint64_t *offset, uint32_t *count);
 
+/*
+ * One segment of IOCTL_GNTDEV_GRANT_COPY: the layout of the kernel's
+ * struct gntdev_grant_copy_segment (and of libxengnttab's segment type).
+ */
+struct granted_copy_segment {
+	union {
+		void *virt;
+		struct {
+			uint32_t ref;
+			uint16_t offset;
+			uint16_t domid;
+		} foreign;
+	} source, dest;
+	uint16_t len;
+	uint16_t flags; /* GNTCOPY_source_gref 1, GNTCOPY_dest_gref 2 */
+	int16_t status; /* out: GNTST_* */
+};
+
+/*
+ * The copies of IOCTL_GNTDEV_GRANT_COPY, in order, each checked as Xen's
+ * GNTTABOP_copy checks it for this domain (status 0; -1 a grant not made to
+ * us or a read-only destination; -2 no such domain; -3 a ref beyond the
+ * table). The segments must already pass the driver's own argument checks
+ * (a gref on at least one side; offset + len <= 4096 on gref sides): those
+ * are the caller's. Local buffers are read and written as the kernel would:
+ * a fault stops the work with -EFAULT and *fault set to that segment (the
+ * segments before it are done). At most one round trip to the broker, none
+ * when every grant involved was seen before and has not changed since.
+ */
+int granted_grant_copy(struct granted_dev *dev, struct granted_copy_segment *segs, uint32_t count,
+		       uint32_t *fault);
+
 /* ---- both grant devices ----------------------------------------------- */
 
 /*

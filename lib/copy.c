@@ -1,0 +1,460 @@
+/*
+ * IOCTL_GNTDEV_GRANT_COPY at memory speed.
+ *
+ * The broker checks grants and hands over their memory; we keep what it
+ * told us (the page, mapped here, and whether it is writable) per (domain,
+ * ref), together with the granting domain's grant epoch at the time. The
+ * broker moves a domain's epoch whenever one of its grants ends or it dies,
+ * and we can read the epochs (a read-only shared page), so an answer we
+ * kept is still right exactly while its epoch has not moved: an ioctl whose
+ * grants are all known costs no round trip at all, others one.
+ *
+ * The caller's buffers are copied through process_vm_readv/writev on
+ * ourselves: the kernel does the copy, a bad or read-only buffer is EFAULT
+ * and never a crash, and a batch of up to 1024 segments is one syscall.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "xen_abi.h"
+
+#define CACHE_MAX_ENTRIES 65536u
+#define CACHE_MAX_MAPS 512u
+#define IOV_BATCH 1024u
+
+struct centry {
+	uint64_t key; /* domid << 32 | ref; 0 = empty (ref 0 is never granted) */
+	char *page;
+	uint32_t epoch;
+	bool writable;
+};
+
+struct cmap {
+	dev_t dev;
+	ino_t ino;
+	bool writable;
+	char *base;
+	size_t len;
+};
+
+struct copy_cache {
+	const uint32_t *epoch; /* the broker's page, read-only */
+	size_t epoch_len;
+	struct centry *tab; /* open addressing, cap a power of two */
+	uint32_t cap, n;
+	struct cmap *maps;
+	uint32_t nmaps, mcap;
+};
+
+_Static_assert(sizeof(struct granted_copy_segment) == sizeof(struct gntdev_grant_copy_segment),
+	       "segment layout");
+_Static_assert(offsetof(struct granted_copy_segment, status) ==
+		       offsetof(struct gntdev_grant_copy_segment, status),
+	       "segment status");
+
+int copy_setup(struct granted_dev *dev, int epoch_fd)
+{
+	struct stat st;
+	if (epoch_fd < 0 || fstat(epoch_fd, &st) < 0 || (size_t)st.st_size < GR_EPOCH_SIZE)
+		return -EIO;
+	struct copy_cache *cc = calloc(1, sizeof(*cc));
+	if (!cc)
+		return -ENOMEM;
+	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, epoch_fd, 0);
+	if (p == MAP_FAILED) {
+		free(cc);
+		return -errno;
+	}
+	cc->epoch = p;
+	cc->epoch_len = (size_t)st.st_size;
+	dev->copy = cc;
+	return 0;
+}
+
+static void cache_flush(struct copy_cache *cc)
+{
+	for (uint32_t i = 0; i < cc->nmaps; i++)
+		munmap(cc->maps[i].base, cc->maps[i].len);
+	cc->nmaps = 0;
+	if (cc->tab)
+		memset(cc->tab, 0, cc->cap * sizeof(*cc->tab));
+	cc->n = 0;
+}
+
+void copy_teardown(struct granted_dev *dev)
+{
+	struct copy_cache *cc = dev->copy;
+	if (!cc)
+		return;
+	cache_flush(cc);
+	munmap((void *)cc->epoch, cc->epoch_len);
+	free(cc->tab);
+	free(cc->maps);
+	free(cc);
+	dev->copy = NULL;
+}
+
+static uint32_t hash(uint64_t key)
+{
+	key ^= key >> 33;
+	key *= 0xff51afd7ed558ccdull;
+	key ^= key >> 33;
+	return (uint32_t)key;
+}
+
+static struct centry *lookup(struct copy_cache *cc, uint64_t key)
+{
+	if (!cc->tab)
+		return NULL;
+	for (uint32_t i = hash(key) & (cc->cap - 1);; i = (i + 1) & (cc->cap - 1)) {
+		if (cc->tab[i].key == key)
+			return &cc->tab[i];
+		if (cc->tab[i].key == 0)
+			return NULL;
+	}
+}
+
+static struct centry *insert(struct copy_cache *cc, uint64_t key)
+{
+	if (cc->n + 1 > cc->cap / 2) {
+		if (cc->n >= CACHE_MAX_ENTRIES) {
+			cache_flush(cc);
+		} else {
+			uint32_t cap = cc->cap ? cc->cap * 2 : 256;
+			struct centry *old = cc->tab, *tab = calloc(cap, sizeof(*tab));
+			if (!tab)
+				return NULL;
+			uint32_t oldcap = cc->cap;
+			cc->tab = tab;
+			cc->cap = cap;
+			cc->n = 0;
+			for (uint32_t i = 0; i < oldcap; i++)
+				if (old[i].key)
+					*insert(cc, old[i].key) = old[i];
+			free(old);
+		}
+	}
+	struct centry *e = lookup(cc, key);
+	if (e)
+		return e;
+	for (uint32_t i = hash(key) & (cc->cap - 1);; i = (i + 1) & (cc->cap - 1)) {
+		if (cc->tab[i].key == 0) {
+			cc->tab[i].key = key;
+			cc->n++;
+			return &cc->tab[i];
+		}
+	}
+}
+
+/* The mapping of the memfd `fd` (not consumed), made once. */
+static char *map_fd(struct copy_cache *cc, int fd, bool writable)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return NULL;
+	for (uint32_t i = 0; i < cc->nmaps; i++)
+		if (cc->maps[i].ino == st.st_ino && cc->maps[i].dev == st.st_dev &&
+		    (cc->maps[i].writable || !writable))
+			return cc->maps[i].base;
+	if (cc->nmaps >= CACHE_MAX_MAPS)
+		cache_flush(cc);
+	if (cc->nmaps == cc->mcap) {
+		uint32_t cap = cc->mcap ? cc->mcap * 2 : 16;
+		struct cmap *m = realloc(cc->maps, cap * sizeof(*m));
+		if (!m)
+			return NULL;
+		cc->maps = m;
+		cc->mcap = cap;
+	}
+	void *p = mmap(NULL, (size_t)st.st_size, writable ? PROT_READ | PROT_WRITE : PROT_READ,
+		       MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	cc->maps[cc->nmaps++] = (struct cmap){st.st_dev, st.st_ino, writable, p, (size_t)st.st_size};
+	return p;
+}
+
+/* What one side of a segment resolved to for this call. */
+struct side {
+	int16_t status;
+	bool writable;
+	char *page;
+};
+
+struct miss {
+	uint64_t key;
+	struct side res;
+};
+
+struct fetch_ctx {
+	struct copy_cache *cc;
+	struct miss *miss;
+	uint32_t nmiss;
+	int err;
+};
+
+static int on_rows(void *ctx, const struct gr_hdr *h, const void *p, size_t len, int *fds,
+		   unsigned nfds)
+{
+	struct fetch_ctx *fc = ctx;
+	struct gr_copy_reply rep;
+	if (h->result < 0 && !(h->flags & GR_HDR_MORE))
+		return 0;
+	if (len < sizeof(rep))
+		return -EIO;
+	memcpy(&rep, p, sizeof(rep));
+	if (len != sizeof(rep) + (size_t)rep.n * sizeof(struct gr_copy_row) ||
+	    rep.first > fc->nmiss || rep.n > fc->nmiss - rep.first)
+		return -EIO;
+	const struct gr_copy_row *rows = (const void *)((const char *)p + sizeof(rep));
+	for (uint32_t i = 0; i < rep.n; i++) {
+		struct gr_copy_row row;
+		memcpy(&row, rows + i, sizeof(row));
+		struct miss *m = &fc->miss[rep.first + i];
+		m->res.status = row.status;
+		if (row.status != GNTST_okay)
+			continue;
+		if (row.fd_index >= nfds)
+			return -EIO;
+		char *base = map_fd(fc->cc, fds[row.fd_index], row.writable);
+		if (!base)
+			return -ENOMEM;
+		m->res.page = base + (size_t)row.page * XEN_PAGE_SIZE;
+		m->res.writable = row.writable;
+		/* Keep it for the next copies, tied to the epoch it was
+		 * checked under. */
+		struct centry *e = insert(fc->cc, m->key);
+		if (e) {
+			e->page = m->res.page;
+			e->writable = row.writable;
+			e->epoch = row.epoch;
+		}
+	}
+	return 0;
+}
+
+static uint64_t side_key(const struct granted_dev *dev, uint16_t domid, uint32_t ref)
+{
+	if (domid == DOMID_SELF)
+		domid = dev->domid;
+	/* +1 keeps key 0 free as the empty marker. */
+	return ((uint64_t)domid + 1) << 32 | ref;
+}
+
+static bool cached(struct copy_cache *cc, uint64_t key, struct side *out)
+{
+	struct centry *e = lookup(cc, key);
+	uint32_t domid = (uint32_t)(key >> 32) - 1;
+	if (!e || domid >= DOMID_FIRST_RESERVED ||
+	    __atomic_load_n(&cc->epoch[domid], __ATOMIC_ACQUIRE) != e->epoch)
+		return false;
+	*out = (struct side){.status = GNTST_okay, .writable = e->writable, .page = e->page};
+	return true;
+}
+
+/* Collects the refs that no cached answer covers. */
+static int add_miss(struct fetch_ctx *fc, uint32_t *cap, uint64_t key)
+{
+	for (uint32_t i = 0; i < fc->nmiss; i++)
+		if (fc->miss[i].key == key)
+			return 0;
+	if (fc->nmiss == *cap) {
+		uint32_t ncap = *cap ? *cap * 2 : 64;
+		struct miss *m = realloc(fc->miss, ncap * sizeof(*m));
+		if (!m)
+			return -ENOMEM;
+		fc->miss = m;
+		*cap = ncap;
+	}
+	fc->miss[fc->nmiss++] = (struct miss){.key = key, .res = {.status = GNTST_general_error}};
+	return 0;
+}
+
+static int fetch(struct granted_dev *dev, struct fetch_ctx *fc)
+{
+	size_t len = sizeof(struct gr_copy_refs) + fc->nmiss * sizeof(struct gr_copy_ref);
+	enum { MAX_REFS = (GR_MSG_MAX - sizeof(struct gr_hdr) - sizeof(struct gr_copy_refs)) /
+			  sizeof(struct gr_copy_ref) };
+	/* More refs than one message holds: ask in several rounds. */
+	struct miss *all = fc->miss;
+	uint32_t total = fc->nmiss;
+	int r = 0;
+	char *msg = malloc(len < GR_MSG_MAX ? len : GR_MSG_MAX);
+	if (!msg)
+		return -ENOMEM;
+	for (uint32_t done = 0; done < total && r >= 0;) {
+		uint32_t n = total - done < MAX_REFS ? total - done : MAX_REFS;
+		struct gr_copy_refs head = {.n = n};
+		memcpy(msg, &head, sizeof(head));
+		for (uint32_t i = 0; i < n; i++) {
+			uint64_t key = all[done + i].key;
+			struct gr_copy_ref ref = {.ref = (uint32_t)key,
+						  .domid = (uint16_t)((key >> 32) - 1)};
+			memcpy(msg + sizeof(head) + i * sizeof(ref), &ref, sizeof(ref));
+		}
+		fc->miss = all + done;
+		fc->nmiss = n;
+		r = chan_call(dev, GR_OP_COPY_REFS, msg, sizeof(head) + n * sizeof(struct gr_copy_ref),
+			      on_rows, fc);
+		done += n;
+	}
+	fc->miss = all;
+	fc->nmiss = total;
+	free(msg);
+	return r < 0 ? r : 0;
+}
+
+static struct side resolve(struct granted_dev *dev, struct fetch_ctx *fc, uint16_t domid,
+			   uint32_t ref)
+{
+	struct side s = {.status = GNTST_general_error};
+	uint64_t key = side_key(dev, domid, ref);
+	if (cached(dev->copy, key, &s))
+		return s;
+	for (uint32_t i = 0; i < fc->nmiss; i++)
+		if (fc->miss[i].key == key)
+			return fc->miss[i].res;
+	return s;
+}
+
+/* A run of copies in one direction through the kernel. */
+struct batch {
+	int kind; /* 0 none, 1 local -> grant, 2 grant -> local */
+	struct iovec ours[IOV_BATCH], theirs[IOV_BATCH];
+	uint32_t seg[IOV_BATCH];
+	uint32_t n;
+};
+
+/* Runs the batch; on a fault, *fault is the segment that faulted. */
+static int batch_run(struct batch *b, uint32_t *fault)
+{
+	if (b->n == 0)
+		return 0;
+	ssize_t want = 0, got;
+	for (uint32_t i = 0; i < b->n; i++)
+		want += (ssize_t)b->ours[i].iov_len;
+	pid_t self = getpid();
+	if (b->kind == 1)
+		got = process_vm_readv(self, b->ours, b->n, b->theirs, b->n, 0);
+	else
+		got = process_vm_writev(self, b->ours, b->n, b->theirs, b->n, 0);
+	int r = 0;
+	if (got != want) {
+		/* Find the segment whose bytes stopped it. */
+		ssize_t pos = got < 0 ? 0 : got;
+		uint32_t i = 0;
+		while (i < b->n && pos >= (ssize_t)b->ours[i].iov_len) {
+			pos -= (ssize_t)b->ours[i].iov_len;
+			i++;
+		}
+		*fault = b->seg[i < b->n ? i : b->n - 1];
+		r = -EFAULT;
+	}
+	b->n = 0;
+	b->kind = 0;
+	return r;
+}
+
+GR_EXPORT int granted_grant_copy(struct granted_dev *dev, struct granted_copy_segment *segs,
+				 uint32_t count, uint32_t *fault)
+{
+	struct fetch_ctx fc = {0};
+	struct batch *b = NULL;
+	uint32_t cap = 0;
+	int r = 0;
+
+	if (dev->kind != GRANTED_GNTDEV)
+		return -ENOTTY;
+	pthread_mutex_lock(&dev->lock);
+	if (!dev->copy) {
+		r = -EIO;
+		goto out;
+	}
+	fc.cc = dev->copy;
+	/* What do we not know yet? */
+	for (uint32_t i = 0; i < count && r == 0; i++) {
+		struct granted_copy_segment *s = &segs[i];
+		struct side tmp;
+		if (s->len == 0)
+			continue;
+		if (s->flags & GNTCOPY_source_gref) {
+			uint64_t key = side_key(dev, s->source.foreign.domid, s->source.foreign.ref);
+			if (!cached(fc.cc, key, &tmp))
+				r = add_miss(&fc, &cap, key);
+		}
+		if ((s->flags & GNTCOPY_dest_gref) && r == 0) {
+			uint64_t key = side_key(dev, s->dest.foreign.domid, s->dest.foreign.ref);
+			if (!cached(fc.cc, key, &tmp) || !tmp.writable)
+				r = add_miss(&fc, &cap, key);
+		}
+	}
+	/* At most one round trip for all of it (more only past 8000 refs). */
+	if (r == 0 && fc.nmiss)
+		r = fetch(dev, &fc);
+	if (r < 0)
+		goto out;
+	b = malloc(sizeof(*b));
+	if (!b) {
+		r = -ENOMEM;
+		goto out;
+	}
+	b->n = 0;
+	b->kind = 0;
+	for (uint32_t i = 0; i < count; i++) {
+		struct granted_copy_segment *s = &segs[i];
+		s->status = GNTST_okay;
+		if (s->len == 0)
+			continue;
+		struct side src = {0}, dst = {0};
+		char *from = s->source.virt, *to = s->dest.virt;
+		bool src_gref = s->flags & GNTCOPY_source_gref, dst_gref = s->flags & GNTCOPY_dest_gref;
+		if (src_gref) {
+			src = resolve(dev, &fc, s->source.foreign.domid, s->source.foreign.ref);
+			from = src.page + s->source.foreign.offset;
+		}
+		if (dst_gref) {
+			dst = resolve(dev, &fc, s->dest.foreign.domid, s->dest.foreign.ref);
+			if (dst.status == GNTST_okay && !dst.writable)
+				dst.status = GNTST_general_error; /* a read-only grant */
+			to = dst.page + s->dest.foreign.offset;
+		}
+		/* Xen's order: both domains, then the source, then the dest. */
+		if (src.status == GNTST_bad_domain || dst.status == GNTST_bad_domain)
+			s->status = GNTST_bad_domain;
+		else if (src.status != GNTST_okay)
+			s->status = src.status;
+		else if (dst.status != GNTST_okay)
+			s->status = dst.status;
+		if (s->status != GNTST_okay)
+			continue;
+		if (src_gref && dst_gref) {
+			r = batch_run(b, fault);
+			if (r < 0)
+				goto out;
+			memmove(to, from, s->len);
+			continue;
+		}
+		int kind = dst_gref ? 1 : 2;
+		if (b->kind != kind || b->n == IOV_BATCH) {
+			r = batch_run(b, fault);
+			if (r < 0)
+				goto out;
+			b->kind = kind;
+		}
+		b->ours[b->n] = (struct iovec){dst_gref ? to : from, s->len};
+		b->theirs[b->n] = (struct iovec){dst_gref ? from : to, s->len};
+		b->seg[b->n++] = i;
+	}
+	r = batch_run(b, fault);
+out:
+	pthread_mutex_unlock(&dev->lock);
+	free(b);
+	free(fc.miss);
+	return r;
+}
