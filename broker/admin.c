@@ -45,7 +45,7 @@ static int list_grants(struct conn *c, const struct gr_hdr *h)
 		return -ENOMEM;
 	for (uint32_t id = 0; id < DOMID_FIRST_RESERVED; id++) {
 		struct domain *d = b->domains[id];
-		for (uint32_t ref = 0; d && ref < d->gt_next; ref++) {
+		for (uint32_t ref = 0; d && ref < d->gt_size && ref < d->gt_next; ref++) {
 			struct grant_entry *e = &d->gt[ref];
 			if (e->state == GRANT_FREE)
 				continue;

@@ -455,6 +455,47 @@ TEST(declared_domain_exists_without_processes)
 	broker_destroy(b);
 }
 
+/* Admin listings over every state a domain can be in. */
+static int list(struct broker *b, uint16_t op, size_t row, uint32_t *rows)
+{
+	struct client a = connect_raw(b);
+	struct gr_hello hello = {.version = GR_PROTO_VERSION, .kind = GR_KIND_ADMIN};
+	CHECK_EQ(call(&a, GR_OP_HELLO, &hello, sizeof(hello), NULL, 0, NULL, 0, NULL, NULL), 0);
+	struct gr_list_reply lr = {0};
+	int r = call(&a, op, NULL, 0, NULL, 0, &lr, sizeof(lr), NULL, NULL);
+	*rows = lr.n;
+	(void)row;
+	close(a.fd);
+	pump(b);
+	return r;
+}
+
+TEST(listings_cover_every_domain_state)
+{
+	struct broker *b = new_broker(NULL);
+	/* a domain with grants, one with none, one with ports only, one
+	 * with a mapping */
+	struct client ga = open_dev(b, GR_KIND_GNTALLOC, 1);
+	struct client gd = open_dev(b, GR_KIND_GNTDEV, 2);
+	struct client ev = open_dev(b, GR_KIND_EVTCHN, 3);
+	CHECK_EQ(alloc(&ga, 2, 2, NULL), 0);
+	struct gr_ev_bind bind = {.remote_domain = 1};
+	CHECK(call(&ev, GR_OP_EV_BIND_UNBOUND, &bind, sizeof(bind), NULL, 0, NULL, 0, NULL, NULL) > 0);
+	uint32_t n;
+	CHECK_EQ(list(b, GR_OP_LIST_DOMAINS, sizeof(struct gr_domain_row), &n), 0);
+	CHECK_EQ(n, 3);
+	CHECK_EQ(list(b, GR_OP_LIST_GRANTS, sizeof(struct gr_grant_row), &n), 0);
+	CHECK_EQ(n, 2);
+	CHECK_EQ(list(b, GR_OP_LIST_MAPPINGS, sizeof(struct gr_mapping_row), &n), 0);
+	CHECK_EQ(n, 0);
+	CHECK_EQ(list(b, GR_OP_LIST_PORTS, sizeof(struct gr_port_row), &n), 0);
+	CHECK_EQ(n, 1);
+	close(ga.fd);
+	close(gd.fd);
+	close(ev.fd);
+	broker_destroy(b);
+}
+
 int main(int argc, char **argv)
 {
 	return tap_main(argc, argv, 0);
