@@ -12,11 +12,13 @@ struct loop_source {
 	loop_fn fn;
 	void *data;
 	bool dead;
+	struct loop_source *prev, *next; /* all live sources */
 	struct loop_source *next_dead;
 };
 
 struct loop {
 	int epfd;
+	struct loop_source *live;
 	struct loop_source *dead; /* removed during dispatch, freed after it */
 	bool dispatching;
 };
@@ -47,6 +49,8 @@ void loop_destroy(struct loop *loop)
 {
 	if (!loop)
 		return;
+	while (loop->live)
+		loop_remove(loop->live);
 	reap(loop);
 	close(loop->epfd);
 	free(loop);
@@ -65,6 +69,10 @@ struct loop_source *loop_add(struct loop *loop, int fd, uint32_t events, loop_fn
 		errno = err;
 		return NULL;
 	}
+	src->next = loop->live;
+	if (loop->live)
+		loop->live->prev = src;
+	loop->live = src;
 	return src;
 }
 
@@ -82,6 +90,12 @@ void loop_remove(struct loop_source *src)
 	/* The fd may already be closed by the kernel's side (a dead peer);
 	 * EBADF/ENOENT here are harmless. */
 	epoll_ctl(loop->epfd, EPOLL_CTL_DEL, src->fd, NULL);
+	if (src->prev)
+		src->prev->next = src->next;
+	else
+		loop->live = src->next;
+	if (src->next)
+		src->next->prev = src->prev;
 	src->dead = true;
 	src->next_dead = loop->dead;
 	loop->dead = src;

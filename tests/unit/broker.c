@@ -60,7 +60,8 @@ static int call(struct client *c, uint16_t op, const void *p, size_t len, const 
 	char buf[GR_MSG_MAX];
 	struct gr_hdr h = {.op = op, .size = (uint32_t)(sizeof(h) + len), .seq = ++c->seq};
 	memcpy(buf, &h, sizeof(h));
-	memcpy(buf + sizeof(h), p, len);
+	if (len)
+		memcpy(buf + sizeof(h), p, len);
 	CHECK_EQ(gr_send(c->fd, buf, sizeof(h) + len, fds, nfds), 0);
 	pump(c->b);
 	int tmp[GR_MSG_FDS_MAX];
