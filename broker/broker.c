@@ -170,6 +170,7 @@ void broker_destroy(struct broker *b)
 		}
 	}
 	free(b->ending);
+	free(b->uids);
 	free(b->domains);
 	epoch_fini(b);
 	loop_remove(b->timer_src);

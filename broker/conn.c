@@ -28,6 +28,7 @@ static const char *role_name(enum conn_role r)
 }
 
 static bool conn_read_one(struct conn *c);
+static void uid_release(struct broker *b, uid_t uid);
 
 /* GR_OP_SYNC_FILE: handle everything the file's connection holds, its
  * hang-up included. Any client may ask; it learns nothing by it. */
@@ -210,6 +211,7 @@ void conn_kill(struct conn *c, const char *why)
 	c->fd = -1;
 	list_remove(&c->link);
 	b->nconns--;
+	uid_release(b, c->cred.uid);
 	while (c->out_head) {
 		struct outmsg *m = c->out_head;
 		c->out_head = m->next;
@@ -483,6 +485,36 @@ static void conn_event(void *data, uint32_t events)
 	}
 }
 
+/* Connections per user: the one resource anyone who can reach the socket
+ * can spend. Returns the slot, or NULL when the user is at the limit. */
+static struct uid_count *uid_take(struct broker *b, uid_t uid)
+{
+	for (unsigned i = 0; i < b->nuids; i++) {
+		if (b->uids[i].uid != uid)
+			continue;
+		if (b->uids[i].conns >= b->cfg.max_connections)
+			return NULL;
+		b->uids[i].conns++;
+		return &b->uids[i];
+	}
+	struct uid_count *v = realloc(b->uids, (b->nuids + 1) * sizeof(*v));
+	if (!v)
+		return NULL;
+	b->uids = v;
+	b->uids[b->nuids] = (struct uid_count){.uid = uid, .conns = 1};
+	return &b->uids[b->nuids++];
+}
+
+static void uid_release(struct broker *b, uid_t uid)
+{
+	for (unsigned i = 0; i < b->nuids; i++) {
+		if (b->uids[i].uid == uid && --b->uids[i].conns == 0) {
+			b->uids[i] = b->uids[--b->nuids];
+			return;
+		}
+	}
+}
+
 int broker_add_client(struct broker *b, int fd)
 {
 	struct conn *c = calloc(1, sizeof(*c));
@@ -497,12 +529,20 @@ int broker_add_client(struct broker *b, int fd)
 		free(c);
 		return r;
 	}
+	if (!uid_take(b, c->cred.uid)) {
+		log_warn("refused a connection of pid %d: uid %u has %u connections",
+			 (int)c->cred.pid, c->cred.uid, b->cfg.max_connections);
+		close(fd);
+		free(c);
+		return -EMFILE;
+	}
 	c->b = b;
 	c->fd = fd;
 	c->out_tail = &c->out_head;
 	list_init(&c->file_link);
 	c->src = loop_add(b->loop, fd, EPOLLIN, conn_event, c);
 	if (!c->src) {
+		uid_release(b, c->cred.uid);
 		close(fd);
 		free(c);
 		return -ENOMEM;

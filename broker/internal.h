@@ -215,6 +215,11 @@ struct conn {
 	bool pending_noreply;
 };
 
+struct uid_count {
+	uid_t uid;
+	unsigned conns;
+};
+
 struct ending_grant {
 	struct domain *dom;
 	uint32_t ref;
@@ -230,6 +235,8 @@ struct broker {
 	struct list dead_conns; /* killed this round, freed after dispatch */
 	struct list files;
 	uid_t uid; /* the broker's own user: the embedded policy */
+	struct uid_count *uids; /* connections per user */
+	unsigned nuids;
 	unsigned nconns, nfiles, nallocs, nmappings;
 	uint64_t next_file_id, next_mapping_id;
 	int timer_fd;

@@ -497,6 +497,27 @@ TEST(listings_cover_every_domain_state)
 	broker_destroy(b);
 }
 
+TEST(connections_per_user_are_limited)
+{
+	struct broker *b = new_broker("max-connections=3");
+	struct client c[3];
+	for (int i = 0; i < 3; i++)
+		c[i] = open_dev(b, GR_KIND_GNTALLOC, 1);
+	int sv[2];
+	CHECK_OK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv));
+	CHECK_EQ(broker_add_client(b, sv[1]), -EMFILE);
+	char x;
+	CHECK_EQ(recv(sv[0], &x, 1, MSG_DONTWAIT), 0); /* refused: closed */
+	close(sv[0]);
+	close(c[0].fd);
+	pump(b);
+	struct client again = open_dev(b, GR_KIND_GNTALLOC, 1); /* room again */
+	close(again.fd);
+	close(c[1].fd);
+	close(c[2].fd);
+	broker_destroy(b);
+}
+
 int main(int argc, char **argv)
 {
 	return tap_main(argc, argv, 0);
