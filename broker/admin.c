@@ -63,6 +63,26 @@ static int list_grants(struct conn *c, const struct gr_hdr *h)
 	return rows_end(&rs);
 }
 
+static void rows_add_map(struct row_stream *rs, struct file *f, struct gntdev_map *map, pid_t pid)
+{
+	for (uint32_t i = 0; map->mapped && i < map->count; i++) {
+		struct mapped_grant *mg = &map->mapped[i];
+		if (!mg->dom)
+			continue;
+		struct gr_mapping_row *row = rows_next(rs);
+		*row = (struct gr_mapping_row){
+			.granter = mg->dom->id,
+			.mapper = f->dom->id,
+			.ref = mg->ref,
+			.pid = pid,
+			.writable = !map->readonly,
+		};
+	}
+}
+
+/* Who maps each grant: every gntdev map whose grants are mapped, with the
+ * process that mmapped it while that mapping exists (a map munmapped but
+ * not yet UNMAP'd still holds its grants: pid 0). */
 static int list_mappings(struct conn *c, const struct gr_hdr *h)
 {
 	struct row_stream rs;
@@ -71,24 +91,24 @@ static int list_mappings(struct conn *c, const struct gr_hdr *h)
 	struct file *f;
 	list_for_each(f, ftmp, &c->b->files, struct file, link)
 	{
+		if (f->kind != GR_KIND_GNTDEV)
+			continue;
+		/* Listed maps, and maps already UNMAP'd that a mapping keeps. */
 		struct mapping *m;
 		list_for_each(m, mtmp, &f->mappings, struct mapping, link)
 		{
-			if (!m->map)
-				continue;
-			for (uint32_t i = 0; i < m->map->count; i++) {
-				struct mapped_grant *mg = &m->map->mapped[i];
-				if (!mg->dom)
-					continue;
-				struct gr_mapping_row *row = rows_next(&rs);
-				*row = (struct gr_mapping_row){
-					.granter = mg->dom->id,
-					.mapper = f->dom->id,
-					.ref = mg->ref,
-					.pid = m->pid,
-					.writable = m->writable,
-				};
+			if (!m->map->listed)
+				rows_add_map(&rs, f, m->map, m->pid);
+		}
+		for (uint32_t i = 0; i < f->nmaps; i++) {
+			struct gntdev_map *map = f->maps[i];
+			pid_t pid = 0;
+			list_for_each(m, mtmp2, &f->mappings, struct mapping, link)
+			{
+				if (m->map == map)
+					pid = m->pid;
 			}
+			rows_add_map(&rs, f, map, pid);
 		}
 	}
 	return rows_end(&rs);

@@ -90,9 +90,12 @@ int show_grants(bool json)
 				printf("%s{\"domid\": %u, \"pid\": %d, \"access\": \"%s\"}",
 				       k ? ", " : "", m[j].mapper, (int)m[j].pid,
 				       m[j].writable ? "rw" : "ro");
-			else
+			else if (m[j].pid)
 				printf("%sdom%u (pid %d, %s)", k ? ", " : "", m[j].mapper,
 				       (int)m[j].pid, m[j].writable ? "rw" : "ro");
+			else
+				printf("%sdom%u (unmapped, still held, %s)", k ? ", " : "",
+				       m[j].mapper, m[j].writable ? "rw" : "ro");
 			k++;
 		}
 		if (json)

@@ -310,19 +310,6 @@ static int fetch(struct granted_dev *dev, struct fetch_ctx *fc)
 	return r < 0 ? r : 0;
 }
 
-static struct side resolve(struct granted_dev *dev, struct fetch_ctx *fc, uint16_t domid,
-			   uint32_t ref)
-{
-	struct side s = {.status = GNTST_general_error};
-	uint64_t key = side_key(dev, domid, ref);
-	if (cached(dev->copy, key, &s))
-		return s;
-	for (uint32_t i = 0; i < fc->nmiss; i++)
-		if (fc->miss[i].key == key)
-			return fc->miss[i].res;
-	return s;
-}
-
 /* A run of copies in one direction through the kernel. */
 struct batch {
 	int kind; /* 0 none, 1 local -> grant, 2 grant -> local */
@@ -361,11 +348,33 @@ static int batch_run(struct batch *b, uint32_t *fault)
 	return r;
 }
 
+/*
+ * Decides one gref side: from a cached answer (epoch read once, here), or
+ * as a miss to fetch. *pending is then the miss's index + 1.
+ */
+static int side_decide(struct granted_dev *dev, struct fetch_ctx *fc, uint32_t *cap,
+		       uint16_t domid, uint32_t ref, bool dest, struct side *out, uint32_t *pending)
+{
+	uint64_t key = side_key(dev, domid, ref);
+	*pending = 0;
+	if (cached(fc->cc, key, out) && (!dest || out->writable))
+		return 0;
+	int r = add_miss(fc, cap, key);
+	if (r < 0)
+		return r;
+	for (uint32_t i = 0; i < fc->nmiss; i++)
+		if (fc->miss[i].key == key)
+			*pending = i + 1;
+	return 0;
+}
+
 GR_EXPORT int granted_grant_copy(struct granted_dev *dev, struct granted_copy_segment *segs,
 				 uint32_t count, uint32_t *fault)
 {
 	struct fetch_ctx fc = {0};
 	struct batch *b = NULL;
+	struct side *sides = NULL; /* [2 i] source, [2 i + 1] dest */
+	uint32_t *pending = NULL;
 	uint32_t cap = 0;
 	int r = 0;
 
@@ -377,28 +386,33 @@ GR_EXPORT int granted_grant_copy(struct granted_dev *dev, struct granted_copy_se
 		goto out;
 	}
 	fc.cc = dev->copy;
-	/* What do we not know yet? */
+	sides = calloc((size_t)count * 2 + 1, sizeof(*sides));
+	pending = calloc((size_t)count * 2 + 1, sizeof(*pending));
+	if (!sides || !pending) {
+		r = -ENOMEM;
+		goto out;
+	}
+	/* Each side is decided once: a grant of the same domain may end
+	 * meanwhile, and must not make an answer we used stale half-way. */
 	for (uint32_t i = 0; i < count && r == 0; i++) {
 		struct granted_copy_segment *s = &segs[i];
-		struct side tmp;
 		if (s->len == 0)
 			continue;
-		if (s->flags & GNTCOPY_source_gref) {
-			uint64_t key = side_key(dev, s->source.foreign.domid, s->source.foreign.ref);
-			if (!cached(fc.cc, key, &tmp))
-				r = add_miss(&fc, &cap, key);
-		}
-		if ((s->flags & GNTCOPY_dest_gref) && r == 0) {
-			uint64_t key = side_key(dev, s->dest.foreign.domid, s->dest.foreign.ref);
-			if (!cached(fc.cc, key, &tmp) || !tmp.writable)
-				r = add_miss(&fc, &cap, key);
-		}
+		if (s->flags & GNTCOPY_source_gref)
+			r = side_decide(dev, &fc, &cap, s->source.foreign.domid, s->source.foreign.ref,
+					false, &sides[2 * i], &pending[2 * i]);
+		if ((s->flags & GNTCOPY_dest_gref) && r == 0)
+			r = side_decide(dev, &fc, &cap, s->dest.foreign.domid, s->dest.foreign.ref,
+					true, &sides[2 * i + 1], &pending[2 * i + 1]);
 	}
 	/* At most one round trip for all of it (more only past 8000 refs). */
 	if (r == 0 && fc.nmiss)
 		r = fetch(dev, &fc);
 	if (r < 0)
 		goto out;
+	for (uint32_t k = 0; k < count * 2; k++)
+		if (pending[k])
+			sides[k] = fc.miss[pending[k] - 1].res;
 	b = malloc(sizeof(*b));
 	if (!b) {
 		r = -ENOMEM;
@@ -415,11 +429,11 @@ GR_EXPORT int granted_grant_copy(struct granted_dev *dev, struct granted_copy_se
 		char *from = s->source.virt, *to = s->dest.virt;
 		bool src_gref = s->flags & GNTCOPY_source_gref, dst_gref = s->flags & GNTCOPY_dest_gref;
 		if (src_gref) {
-			src = resolve(dev, &fc, s->source.foreign.domid, s->source.foreign.ref);
+			src = sides[2 * i];
 			from = src.page + s->source.foreign.offset;
 		}
 		if (dst_gref) {
-			dst = resolve(dev, &fc, s->dest.foreign.domid, s->dest.foreign.ref);
+			dst = sides[2 * i + 1];
 			if (dst.status == GNTST_okay && !dst.writable)
 				dst.status = GNTST_general_error; /* a read-only grant */
 			to = dst.page + s->dest.foreign.offset;
@@ -455,6 +469,8 @@ GR_EXPORT int granted_grant_copy(struct granted_dev *dev, struct granted_copy_se
 out:
 	pthread_mutex_unlock(&dev->lock);
 	free(b);
+	free(sides);
+	free(pending);
 	free(fc.miss);
 	return r;
 }

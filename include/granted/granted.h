@@ -241,7 +241,7 @@ struct granted_grant_info {
 struct granted_mapping_info {
 	uint16_t granter, mapper;
 	uint32_t ref;
-	pid_t pid;
+	pid_t pid; /* the process that mmapped it; 0 once unmapped while the map holds it */
 	int writable;
 };
 

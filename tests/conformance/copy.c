@@ -397,6 +397,43 @@ TEST_TIMEOUT(dying_domain_cannot_be_copied_but_stays_mapped, 30)
 	tap_link_close(&l);
 }
 
+TEST(copies_stay_right_while_other_grants_end)
+{
+	/* Another process of domain 1 keeps ending grants, which moves the
+	 * domain's grant epoch under the copies of a grant that stays. */
+	struct granter g;
+	granter_open(&g);
+	pid_t churn = fork();
+	if (churn == 0) {
+		int fd = open_gntalloc();
+		for (;;) {
+			uint64_t idx;
+			uint32_t ref;
+			if (ga_alloc(fd, 2, 1, 1, &idx, &ref) == 0)
+				ga_dealloc(fd, idx, 1);
+		}
+	}
+	pid_t pid = tap_fork_domain(2, NULL);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		char buf[4096];
+		for (int i = 0; i < 20000; i++) {
+			seg_t s[2] = {from_grant(buf, 1, g.refs[0], 0, 4096),
+				      to_grant(buf, 1, g.refs[1], 0, 4096)};
+			CHECK_OK(gcopy(fd, s, 2));
+			if (s[0].status != OKAY || s[1].status != OKAY)
+				tap_fail(__FILE__, __LINE__, "iteration %d: statuses %d %d", i,
+					 s[0].status, s[1].status);
+		}
+		close(fd);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+	kill(churn, SIGKILL);
+	tap_wait(churn);
+	granter_close(&g);
+}
+
 int main(int argc, char **argv)
 {
 	return tap_main(argc, argv, TAP_PRELOAD | TAP_BROKER);

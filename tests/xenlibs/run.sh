@@ -1141,7 +1141,7 @@ d1> get s 0 16 8
 d1: 'ABCDEFGH'
 -- grantctl grants --json
 [
-  {"granter": 1, "ref": 8, "grantee": 2, "access": "rw", "state": "active", "mapcount": 1, "mapped_by": []},
+  {"granter": 1, "ref": 8, "grantee": 2, "access": "rw", "state": "active", "mapcount": 1, "mapped_by": [{"domid": 2, "pid": P, "access": "rw"}]},
   {"granter": 1, "ref": 9, "grantee": 2, "access": "rw", "state": "active", "mapcount": 0, "mapped_by": []}
 ]
 d2> restrict_all 2
@@ -1260,7 +1260,7 @@ d1> get s 1 0 4
 d1: 'kept'
 -- grantctl grants --json
 [
-  {"granter": 1, "ref": 8, "grantee": 2, "access": "rw", "state": "active", "mapcount": 1, "mapped_by": []},
+  {"granter": 1, "ref": 8, "grantee": 2, "access": "rw", "state": "active", "mapcount": 1, "mapped_by": [{"domid": 2, "pid": P, "access": "rw"}]},
   {"granter": 1, "ref": 9, "grantee": 2, "access": "rw", "state": "active", "mapcount": 1, "mapped_by": [{"domid": 2, "pid": P, "access": "rw"}]}
 ]
 d2> munmap k
