@@ -155,13 +155,95 @@ static int chan_ensure(struct granted_dev *dev)
 	return 0;
 }
 
-int chan_call(struct granted_dev *dev, uint16_t op, const void *req, size_t len, reply_fn fn,
-	      void *ctx)
+int chan_queue(struct granted_dev *dev, uint16_t op, uint16_t flags, const void *req, size_t len,
+	       uint32_t *seq)
 {
+	struct outbox *ob = &dev->ob;
+	size_t total = sizeof(struct gr_hdr) + len;
+	if (!ob->buf) {
+		ob->buf = malloc(GR_MSG_MAX);
+		if (!ob->buf)
+			return -ENOMEM;
+	}
+	if (ob->n == OUTBOX_MSGS || ob->used + total > GR_MSG_MAX) {
+		int r = chan_flush(dev);
+		if (r < 0)
+			return r;
+	}
+	struct gr_hdr h = {.op = op, .flags = flags, .size = (uint32_t)total};
+	if (++dev->chan.seq == 0)
+		dev->chan.seq = 1;
+	h.seq = dev->chan.seq;
+	memcpy(ob->buf + ob->used, &h, sizeof(h));
+	if (len)
+		memcpy(ob->buf + ob->used + sizeof(h), req, len);
+	ob->seq[ob->n] = h.seq;
+	ob->off[ob->n] = (uint32_t)ob->used;
+	ob->len[ob->n] = (uint32_t)total;
+	ob->n++;
+	ob->used += total;
+	*seq = h.seq;
+	return 0;
+}
+
+bool chan_unqueue(struct granted_dev *dev, uint32_t seq)
+{
+	struct outbox *ob = &dev->ob;
+	for (unsigned i = 0; i < ob->n; i++) {
+		if (ob->seq[i] != seq)
+			continue;
+		/* The last one goes simply; others leave a gap we close. */
+		uint32_t off = ob->off[i], len = ob->len[i];
+		memmove(ob->buf + off, ob->buf + off + len, ob->used - off - len);
+		ob->used -= len;
+		for (unsigned j = i; j + 1 < ob->n; j++) {
+			ob->seq[j] = ob->seq[j + 1];
+			ob->off[j] = ob->off[j + 1] - len;
+			ob->len[j] = ob->len[j + 1];
+		}
+		ob->n--;
+		return true;
+	}
+	return false;
+}
+
+/* Sends the outbox and, if given, one more message, in one sendmmsg. */
+static int flush_with(struct granted_dev *dev, const char *extra, size_t extra_len)
+{
+	struct outbox *ob = &dev->ob;
+	struct mmsghdr mm[OUTBOX_MSGS + 1];
+	struct iovec iov[OUTBOX_MSGS + 1];
+	unsigned n = 0;
+	for (unsigned i = 0; i < ob->n; i++, n++) {
+		iov[n] = (struct iovec){ob->buf + ob->off[i], ob->len[i]};
+		mm[n] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[n], .msg_iovlen = 1}};
+	}
+	if (extra) {
+		iov[n] = (struct iovec){(void *)extra, extra_len};
+		mm[n] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[n], .msg_iovlen = 1}};
+		n++;
+	}
+	for (unsigned done = 0; done < n;) {
+		int r = sendmmsg(dev->chan.fd, mm + done, n - done, MSG_NOSIGNAL);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			gr_debug("flush: %s", strerror(errno));
+			return -EIO;
+		}
+		done += (unsigned)r;
+	}
+	ob->n = 0;
+	ob->used = 0;
+	return 0;
+}
+
+int chan_flush(struct granted_dev *dev)
+{
+	if (dev->ob.n == 0)
+		return 0;
 	int r = chan_ensure(dev);
-	if (r < 0)
-		return r;
-	return chan_call_fd(&dev->chan, dev->buf, op, req, len, NULL, 0, fn, ctx);
+	return r < 0 ? r : flush_with(dev, NULL, 0);
 }
 
 int chan_send(struct granted_dev *dev, uint16_t op, uint16_t flags, const void *req, size_t len,
@@ -170,7 +252,30 @@ int chan_send(struct granted_dev *dev, uint16_t op, uint16_t flags, const void *
 	int r = chan_ensure(dev);
 	if (r < 0)
 		return r;
-	return send_on(&dev->chan, dev->buf, op, flags, req, len, NULL, 0, seq);
+	if (dev->ob.n == 0)
+		return send_on(&dev->chan, dev->buf, op, flags, req, len, NULL, 0, seq);
+	/* Whatever is queued goes first, in the same syscall. */
+	struct gr_hdr h = {.op = op, .flags = flags, .size = (uint32_t)(sizeof(h) + len)};
+	if (++dev->chan.seq == 0)
+		dev->chan.seq = 1;
+	h.seq = dev->chan.seq;
+	memcpy(dev->buf, &h, sizeof(h));
+	if (len)
+		memcpy(dev->buf + sizeof(h), req, len);
+	r = flush_with(dev, dev->buf, sizeof(h) + len);
+	if (r == 0)
+		*seq = h.seq;
+	return r;
+}
+
+int chan_call(struct granted_dev *dev, uint16_t op, const void *req, size_t len, reply_fn fn,
+	      void *ctx)
+{
+	uint32_t seq;
+	int r = chan_send(dev, op, 0, req, len, &seq);
+	if (r < 0)
+		return r;
+	return wait_on(&dev->chan, dev->buf, op, seq, fn, ctx);
 }
 
 int chan_wait(struct granted_dev *dev, uint16_t op, uint32_t seq, reply_fn fn, void *ctx)

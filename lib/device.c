@@ -50,6 +50,74 @@ static struct granted_dev *dev_new(void)
 	return dev;
 }
 
+/*
+ * Every handle of the process, so that fork can end solo mode: a fork child
+ * shares the files, and from then on neither process knows alone what the
+ * other maps.
+ */
+static pthread_mutex_t devs_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct granted_dev *devs;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+void dev_unsolo(struct granted_dev *dev)
+{
+	if (!dev->solo)
+		return;
+	/* What the broker has not seen yet goes now; the broker already
+	 * holds the whole map list, so nothing else needs saying. */
+	chan_flush(dev);
+	dev->solo = false;
+	free(dev->lmaps);
+	dev->lmaps = NULL;
+	dev->nlmaps = dev->lmaps_cap = 0;
+}
+
+static void before_fork(void)
+{
+	pthread_mutex_lock(&devs_lock);
+	for (struct granted_dev *d = devs; d; d = d->next_dev) {
+		pthread_mutex_lock(&d->lock);
+		dev_unsolo(d);
+		pthread_mutex_unlock(&d->lock);
+	}
+	pthread_mutex_unlock(&devs_lock);
+}
+
+static void watch_forks(void)
+{
+	pthread_atfork(before_fork, NULL, NULL);
+}
+
+static void dev_register(struct granted_dev *dev)
+{
+	pthread_once(&fork_once, watch_forks);
+	pthread_mutex_lock(&devs_lock);
+	dev->next_dev = devs;
+	if (devs)
+		devs->prev_dev = dev;
+	devs = dev;
+	pthread_mutex_unlock(&devs_lock);
+}
+
+static void dev_unregister(struct granted_dev *dev)
+{
+	pthread_mutex_lock(&devs_lock);
+	if (dev->prev_dev)
+		dev->prev_dev->next_dev = dev->next_dev;
+	else if (devs == dev)
+		devs = dev->next_dev;
+	if (dev->next_dev)
+		dev->next_dev->prev_dev = dev->prev_dev;
+	pthread_mutex_unlock(&devs_lock);
+}
+
+GR_EXPORT void granted_mark_shared(struct granted_dev *dev)
+{
+	pthread_mutex_lock(&dev->lock);
+	dev_unsolo(dev);
+	pthread_mutex_unlock(&dev->lock);
+}
+
 void dev_get(struct granted_dev *dev)
 {
 	__atomic_add_fetch(&dev->refs, 1, __ATOMIC_RELAXED);
@@ -59,6 +127,11 @@ void dev_put(struct granted_dev *dev)
 {
 	if (__atomic_sub_fetch(&dev->refs, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
+	dev_unregister(dev);
+	/* Anything still queued matters to the broker (a MAP whose UNMAP
+	 * never came keeps the map listed until the release). */
+	if (dev->ob.n && dev->chan.fd >= 0 && dev->chan.forkgen == gr_forkgen())
+		chan_flush(dev);
 	if (dev->ev)
 		evtchn_teardown(dev);
 	copy_teardown(dev);
@@ -69,6 +142,8 @@ void dev_put(struct granted_dev *dev)
 		gr_sync_file(dev->file_id);
 	}
 	pthread_mutex_destroy(&dev->lock);
+	free(dev->ob.buf);
+	free(dev->lmaps);
 	free(dev->buf);
 	free(dev);
 }
@@ -140,6 +215,10 @@ GR_EXPORT int granted_open(enum granted_device kind, uint16_t domid, int flags,
 		goto fail;
 	if (hc.shm_fd >= 0)
 		close(hc.shm_fd);
+	/* Nobody else can have this file yet; with O_CLOEXEC no exec'd or
+	 * spawned program will either, unless told (granted_mark_shared). */
+	dev->solo = kind == GRANTED_GNTDEV && (flags & O_CLOEXEC);
+	dev_register(dev);
 	gr_debug("opened %s as domain %u",
 		 kind == GRANTED_GNTALLOC ? "gntalloc" : kind == GRANTED_GNTDEV ? "gntdev" : "evtchn",
 		 domid);
@@ -195,6 +274,7 @@ GR_EXPORT int granted_attach(int fd, struct granted_dev **out)
 	dev->map_limit = hc.rep.map_limit;
 	int fl = fcntl(fd, F_GETFL);
 	dev->flags = fl < 0 ? O_RDWR : fl;
+	dev_register(dev);
 	*out = dev;
 	return 0;
 fail:

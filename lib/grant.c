@@ -59,26 +59,84 @@ GR_EXPORT int granted_alloc(struct granted_dev *dev, uint16_t grantee, uint16_t 
 	return r < 0 ? r : 0;
 }
 
-static int range_op(struct granted_dev *dev, enum granted_device kind, uint16_t op, uint64_t index,
-		    uint32_t count)
+GR_EXPORT int granted_dealloc(struct granted_dev *dev, uint64_t index, uint32_t count)
 {
-	int r = lock_kind(dev, kind);
+	int r = lock_kind(dev, GRANTED_GNTALLOC);
 	if (r < 0)
 		return r;
 	struct gr_range req = {.index = index, .count = count};
-	r = chan_call(dev, op, &req, sizeof(req), NULL, NULL);
+	r = chan_call(dev, GR_OP_DEALLOC, &req, sizeof(req), NULL, NULL);
 	pthread_mutex_unlock(&dev->lock);
 	return r;
 }
 
-GR_EXPORT int granted_dealloc(struct granted_dev *dev, uint64_t index, uint32_t count)
+/* Solo mode: where the driver would place a map of count pages (the same
+ * first fit, with the count + 1 hole rule, as the broker's). */
+static uint32_t lmap_place(const struct granted_dev *dev, uint32_t count, uint64_t *index)
 {
-	return range_op(dev, GRANTED_GNTALLOC, GR_OP_DEALLOC, index, count);
+	uint64_t candidate = 0;
+	uint32_t i;
+	for (i = 0; i < dev->nlmaps; i++) {
+		if (candidate + count < dev->lmaps[i].index)
+			break;
+		candidate = dev->lmaps[i].index + dev->lmaps[i].count;
+	}
+	*index = candidate;
+	return i;
+}
+
+static int lmap_insert(struct granted_dev *dev, uint32_t pos, struct lmap m)
+{
+	if (dev->nlmaps == dev->lmaps_cap) {
+		uint32_t cap = dev->lmaps_cap ? dev->lmaps_cap * 2 : 16;
+		struct lmap *v = realloc(dev->lmaps, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		dev->lmaps = v;
+		dev->lmaps_cap = cap;
+	}
+	memmove(dev->lmaps + pos + 1, dev->lmaps + pos, (dev->nlmaps - pos) * sizeof(m));
+	dev->lmaps[pos] = m;
+	dev->nlmaps++;
+	return 0;
+}
+
+static int unmap_solo(struct granted_dev *dev, uint64_t index, uint32_t count)
+{
+	uint64_t page = index / XEN_PAGE_SIZE;
+	uint32_t pos;
+	for (pos = 0; pos < dev->nlmaps; pos++)
+		if (dev->lmaps[pos].index == page && (count == 0 || dev->lmaps[pos].count == count))
+			break;
+	if (pos == dev->nlmaps)
+		return -ENOENT;
+	struct lmap m = dev->lmaps[pos];
+	memmove(dev->lmaps + pos, dev->lmaps + pos + 1, (dev->nlmaps - pos - 1) * sizeof(m));
+	dev->nlmaps--;
+	/* Never told the broker about it: it never needs to know. */
+	if (m.queued_seq && chan_unqueue(dev, m.queued_seq))
+		return 0;
+	struct gr_range req = {.index = index, .count = count};
+	/* With a notification armed, it fires at this UNMAP: wait for it. */
+	if (dev->notify_armed)
+		return chan_call(dev, GR_OP_UNMAP, &req, sizeof(req), NULL, NULL);
+	uint32_t seq;
+	return chan_send(dev, GR_OP_UNMAP, GR_HDR_NOREPLY, &req, sizeof(req), &seq);
 }
 
 GR_EXPORT int granted_unmap_refs(struct granted_dev *dev, uint64_t index, uint32_t count)
 {
-	return range_op(dev, GRANTED_GNTDEV, GR_OP_UNMAP, index, count);
+	int r = lock_kind(dev, GRANTED_GNTDEV);
+	if (r < 0)
+		return r;
+	if (dev->solo) {
+		r = unmap_solo(dev, index, count);
+	} else {
+		struct gr_range req = {.index = index, .count = count};
+		r = chan_call(dev, GR_OP_UNMAP, &req, sizeof(req), NULL, NULL);
+	}
+	pthread_mutex_unlock(&dev->lock);
+	return r;
 }
 
 static int on_map(void *ctx, const struct gr_hdr *h, const void *p, size_t len, int *fds,
@@ -118,6 +176,33 @@ GR_EXPORT int granted_map_refs(struct granted_dev *dev, uint32_t count,
 		goto out;
 	}
 	struct gr_map head = {.count = count, .n = n};
+	if (dev->solo) {
+		/* We know the file's map list exactly: place it ourselves, let
+		 * the broker check the prediction, and do not wait. */
+		uint32_t pos = lmap_place(dev, count, &rep.index);
+		head.index = rep.index * XEN_PAGE_SIZE;
+		head.flags = GR_MAP_PREDICTED;
+		memcpy(msg, &head, sizeof(head));
+		memcpy(msg + sizeof(head), refs, (size_t)n * sizeof(*refs));
+		struct lmap m = {.index = rep.index, .count = count};
+		if (n == count) {
+			r = chan_queue(dev, GR_OP_MAP, GR_HDR_NOREPLY, msg, len, &m.queued_seq);
+		} else {
+			r = chan_send(dev, GR_OP_MAP, GR_HDR_NOREPLY, msg, len, &seq);
+			for (uint32_t sent = n; r == 0 && sent < count; sent += n) {
+				n = count - sent < PER_MSG ? count - sent : PER_MSG;
+				struct gr_map_refs more = {.n = n};
+				memcpy(msg, &more, sizeof(more));
+				memcpy(msg + sizeof(more), refs + sent, (size_t)n * sizeof(*refs));
+				r = chan_send(dev, GR_OP_MAP_REFS, GR_HDR_NOREPLY, msg,
+					      sizeof(more) + (size_t)n * sizeof(*refs), &seq);
+			}
+		}
+		if (r == 0)
+			r = lmap_insert(dev, pos, m);
+		rep.index *= XEN_PAGE_SIZE;
+		goto out;
+	}
 	memcpy(msg, &head, sizeof(head));
 	memcpy(msg + sizeof(head), refs, (size_t)n * sizeof(*refs));
 	r = chan_send(dev, GR_OP_MAP, 0, msg, len, &seq);

@@ -26,6 +26,26 @@ struct chan {
 	uint32_t seq;
 };
 
+/*
+ * Messages the broker needs but no caller waits for (a predicted MAP): they
+ * leave with the next request, in the same sendmmsg, or on a flush.
+ */
+#define OUTBOX_MSGS 16
+struct outbox {
+	unsigned n;
+	size_t used;
+	uint32_t seq[OUTBOX_MSGS];
+	uint32_t off[OUTBOX_MSGS], len[OUTBOX_MSGS];
+	char *buf; /* GR_MSG_MAX bytes */
+};
+
+/* A map of a solo gntdev file, as the broker has (or will have) it. */
+struct lmap {
+	uint64_t index; /* pages */
+	uint32_t count;
+	uint32_t queued_seq; /* its MAP is still in the outbox: 0 once sent */
+};
+
 struct granted_dev {
 	pthread_mutex_t lock;
 	enum granted_device kind;
@@ -41,6 +61,14 @@ struct granted_dev {
 	char *buf; /* GR_MSG_MAX bytes for replies */
 	struct evtchn_state *ev;
 	struct copy_cache *copy; /* gntdev: grant copy's memory of grants */
+	struct outbox ob;
+	/* Solo: only this process uses the file (opened here O_CLOEXEC, not
+	 * shared by fork, dup or SCM_RIGHTS since). Then our mirror of its
+	 * map list is exact, so MAP and UNMAP need not wait for the broker. */
+	bool solo;
+	struct lmap *lmaps; /* sorted by index */
+	uint32_t nlmaps, lmaps_cap;
+	struct granted_dev *next_dev, *prev_dev; /* all handles (fork) */
 };
 
 /* Increments in every fork child (pthread_atfork). */
@@ -61,6 +89,12 @@ typedef int (*reply_fn)(void *ctx, const struct gr_hdr *h, const void *payload, 
  */
 int chan_call(struct granted_dev *dev, uint16_t op, const void *req, size_t len, reply_fn fn,
 	      void *ctx);
+/* Queues a message no one waits for; *seq identifies it for chan_unqueue. */
+int chan_queue(struct granted_dev *dev, uint16_t op, uint16_t flags, const void *req, size_t len,
+	       uint32_t *seq);
+/* Drops a queued message that has not left yet; false if it has. */
+bool chan_unqueue(struct granted_dev *dev, uint32_t seq);
+int chan_flush(struct granted_dev *dev);
 /* The two halves of chan_call, for requests sent in several messages. */
 int chan_send(struct granted_dev *dev, uint16_t op, uint16_t flags, const void *req, size_t len,
 	      uint32_t *seq);
@@ -71,6 +105,9 @@ int chan_call_fd(struct chan *ch, char *buf, uint16_t op, const void *req, size_
 
 /* sync.c: waits until the broker has seen our copies of the file go. */
 void gr_sync_file(uint64_t file_id);
+
+/* device.c: the file is no longer this process's alone. Lock held. */
+void dev_unsolo(struct granted_dev *dev);
 
 void dev_get(struct granted_dev *dev);
 void dev_put(struct granted_dev *dev);

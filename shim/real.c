@@ -39,6 +39,8 @@ static void load(void)
 	LOAD(ppoll);
 	LOAD(select);
 	LOAD(pselect);
+	LOAD(sendmsg);
+	LOAD(sendmmsg);
 }
 
 void real_init(void)

@@ -212,8 +212,9 @@ EXPORT void closefrom(int lowfd)
 	real.closefrom(lowfd);
 }
 
-/* newfd now refers to what oldfd refers to. */
-static void dup_done(int oldfd, int newfd)
+/* newfd now refers to what oldfd refers to. Without CLOEXEC it may reach
+ * an exec'd or spawned program: the file is no longer ours alone. */
+static void dup_done(int oldfd, int newfd, bool cloexec)
 {
 	int saved = errno;
 	fd_forget(newfd); /* whatever newfd was, the dup closed it */
@@ -224,6 +225,8 @@ static void dup_done(int oldfd, int newfd)
 		errno = EMFILE;
 		return;
 	}
+	if (f && !cloexec)
+		granted_mark_shared(f->dev);
 	errno = saved;
 }
 
@@ -232,7 +235,7 @@ EXPORT int dup(int fd)
 	real_init();
 	int r = real.dup(fd);
 	if (r >= 0 && fd_lookup(fd)) {
-		dup_done(fd, r);
+		dup_done(fd, r, false);
 		if (errno == EMFILE && !fd_lookup(r))
 			return -1;
 	}
@@ -244,7 +247,7 @@ EXPORT int dup2(int oldfd, int newfd)
 	real_init();
 	int r = real.dup2(oldfd, newfd);
 	if (r >= 0 && oldfd != newfd)
-		dup_done(oldfd, newfd);
+		dup_done(oldfd, newfd, false);
 	return r;
 }
 
@@ -253,7 +256,7 @@ EXPORT int dup3(int oldfd, int newfd, int flags)
 	real_init();
 	int r = real.dup3(oldfd, newfd, flags);
 	if (r >= 0)
-		dup_done(oldfd, newfd);
+		dup_done(oldfd, newfd, flags & O_CLOEXEC);
 	return r;
 }
 
@@ -266,11 +269,56 @@ EXPORT int fcntl(int fd, int cmd, ...)
 	real_init();
 	int r = real.fcntl(fd, cmd, arg);
 	if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && fd_lookup(fd))
-		dup_done(fd, r);
+		dup_done(fd, r, cmd == F_DUPFD_CLOEXEC);
+	if (r >= 0 && cmd == F_SETFD && !(arg & FD_CLOEXEC)) {
+		struct shfile *f = fd_lookup(fd);
+		if (f) {
+			int saved = errno;
+			granted_mark_shared(f->dev);
+			errno = saved;
+		}
+	}
 	return r;
 }
 
 EXPORT int fcntl64(int fd, int cmd, ...) __attribute__((alias("fcntl")));
+
+/* A device fd passed over a socket reaches another process. */
+static void note_passed_fds(const struct msghdr *mh)
+{
+	if (!mh || !mh->msg_control || mh->msg_controllen < sizeof(struct cmsghdr))
+		return;
+	int saved = errno;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR((struct msghdr *)mh); cm;
+	     cm = CMSG_NXTHDR((struct msghdr *)mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(fd));
+			struct shfile *f = fd_lookup(fd);
+			if (f)
+				granted_mark_shared(f->dev);
+		}
+	}
+	errno = saved;
+}
+
+EXPORT ssize_t sendmsg(int fd, const struct msghdr *mh, int flags)
+{
+	real_init();
+	note_passed_fds(mh);
+	return real.sendmsg(fd, mh, flags);
+}
+
+EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
+{
+	real_init();
+	for (unsigned i = 0; v && i < n; i++)
+		note_passed_fds(&v[i].msg_hdr);
+	return real.sendmmsg(fd, v, n, flags);
+}
 
 EXPORT int ioctl(int fd, unsigned long req, ...)
 {

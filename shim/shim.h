@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <sys/select.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "granted/granted.h"
@@ -40,6 +41,8 @@ struct real_fns {
 	int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
 	int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *,
 		       const sigset_t *);
+	ssize_t (*sendmsg)(int, const struct msghdr *, int);
+	int (*sendmmsg)(int, struct mmsghdr *, unsigned, int);
 };
 extern struct real_fns real;
 void real_init(void);

@@ -80,6 +80,16 @@ void granted_close(struct granted_dev *dev);
  * file alive as a dup of a kernel fd does.
  */
 int granted_fd(const struct granted_dev *dev);
+/*
+ * Tells the library that another process may now use this file (its fd
+ * was passed over a socket, dup'ed without CLOEXEC for an exec, or handed
+ * to a child made without fork()). A gntdev file opened with O_CLOEXEC is
+ * otherwise assumed to be this process's alone until fork(), which lets
+ * MAP_GRANT_REF and UNMAP_GRANT_REF complete without waiting for the
+ * broker. The shim calls this by itself.
+ */
+void granted_mark_shared(struct granted_dev *dev);
+
 /* The most refs one granted_map_refs() accepts (the driver's `limit`). */
 uint32_t granted_gntdev_map_limit(const struct granted_dev *dev);
 enum granted_device granted_device_kind(const struct granted_dev *dev);
