@@ -32,6 +32,11 @@ static int list_domains(struct conn *c, const struct gr_hdr *h)
 			.alloc_limit = cfg->gntalloc_limit,
 			.ports = d->ports_used,
 			.port_limit = cfg->max_ports,
+			.file_limit = cfg->max_files,
+			.mmaps = d->mappings,
+			.mmap_limit = cfg->max_mappings,
+			.map_refs = d->map_refs,
+			.map_ref_limit = cfg->max_map_refs,
 		};
 	}
 	return rows_end(&rs);

@@ -26,6 +26,9 @@ void broker_config_defaults(struct broker_config *cfg)
 		.grant_end_delay_ms = 1000,
 		.idle_exit_ms = 0,
 		.max_connections = 4096,
+		.max_files = 1024,
+		.max_mappings = 16384,
+		.max_map_refs = 1u << 20,
 		.log_level = LOG_WARNING,
 	};
 }
@@ -141,6 +144,7 @@ static void reap_dead_conns(struct broker *b)
 	list_for_each(c, tmp, &b->dead_conns, struct conn, link)
 	{
 		list_remove(&c->link);
+		free(c->peer.groups);
 		free(c);
 	}
 }

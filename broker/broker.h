@@ -30,11 +30,23 @@ struct broker_config {
 	uint32_t grant_end_delay_ms; /* Linux's deferred end of a grant still mapped: ~1 s */
 	uint32_t idle_exit_ms;	     /* exit after this long without clients; 0: never */
 	uint32_t max_connections;    /* per uid */
+	/* Per-domain quotas on what a domain can make the broker hold. */
+	uint32_t max_files;    /* open device files and claims (EMFILE at open) */
+	uint32_t max_mappings; /* mmaps of grant devices (ENOMEM at mmap) */
+	uint32_t max_map_refs; /* refs recorded by MAP_GRANT_REF (ENOMEM) */
 	int log_level;		     /* LOG_ERR .. LOG_DEBUG */
 	uint16_t declared[64];	     /* domains that exist without processes */
 	unsigned ndeclared;
 	const struct policy *policy; /* NULL: the embedded default */
+	char policy_path[256];	     /* set by the "policy" key; main loads it */
 };
+
+/*
+ * Loads a policy file (granted(8), POLICY). On failure *line and err say
+ * where and what. The policy must outlive every broker using it.
+ */
+int policy_load(const char *path, struct policy **out, unsigned *line, char *err, size_t errlen);
+void policy_free(struct policy *p);
 
 /* Fills cfg with the defaults above. */
 void broker_config_defaults(struct broker_config *cfg);

@@ -40,6 +40,9 @@ int broker_config_set(struct broker_config *cfg, const char *key, const char *va
 		{"grant-end-delay-ms", offsetof(struct broker_config, grant_end_delay_ms), 0, 3600000},
 		{"idle-exit-ms", offsetof(struct broker_config, idle_exit_ms), 0, UINT32_MAX},
 		{"max-connections", offsetof(struct broker_config, max_connections), 1, 1u << 20},
+		{"max-files", offsetof(struct broker_config, max_files), 1, 1u << 20},
+		{"max-mappings", offsetof(struct broker_config, max_mappings), 1, 1u << 24},
+		{"max-map-refs", offsetof(struct broker_config, max_map_refs), 1, 1u << 28},
 	};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		if (strcmp(key, keys[i].key) == 0)
@@ -51,6 +54,12 @@ int broker_config_set(struct broker_config *cfg, const char *key, const char *va
 		if (level < 0)
 			return -EINVAL;
 		cfg->log_level = level;
+		return 0;
+	}
+	if (strcmp(key, "policy") == 0) {
+		if (!*value || strlen(value) >= sizeof(cfg->policy_path))
+			return -EINVAL;
+		strcpy(cfg->policy_path, value);
 		return 0;
 	}
 	if (strcmp(key, "declare-domain") == 0) {

@@ -203,7 +203,7 @@ void conn_kill(struct conn *c, const char *why)
 		return;
 	struct broker *b = c->b;
 	if (why)
-		log_info("connection of pid %d (%s) closed: %s", (int)c->cred.pid,
+		log_info("connection of pid %d (%s) closed: %s", (int)c->peer.cred.pid,
 			 role_name(c->role), why);
 	c->dead = true;
 	loop_remove(c->src);
@@ -211,7 +211,7 @@ void conn_kill(struct conn *c, const char *why)
 	c->fd = -1;
 	list_remove(&c->link);
 	b->nconns--;
-	uid_release(b, c->cred.uid);
+	uid_release(b, c->peer.cred.uid);
 	while (c->out_head) {
 		struct outmsg *m = c->out_head;
 		c->out_head = m->next;
@@ -260,7 +260,7 @@ static int on_hello(struct conn *c, const struct gr_hdr *h, const struct gr_hell
 	case GR_KIND_ADMIN:
 		if (nfds != 0)
 			return -EPROTO;
-		r = policy_check_admin(b, &c->cred);
+		r = policy_check_admin(b, &c->peer);
 		if (r < 0)
 			return r;
 		c->role = CONN_ADMIN;
@@ -273,7 +273,10 @@ static int on_hello(struct conn *c, const struct gr_hdr *h, const struct gr_hell
 	case GR_KIND_CLAIM:
 		if (nfds != 0)
 			return -EPROTO;
-		r = policy_check_domain(b, &c->cred, req->domid);
+		r = policy_check_domain(b, &c->peer, req->domid);
+		if (r < 0)
+			return r;
+		r = domain_quota_files(b, req->domid);
 		if (r < 0)
 			return r;
 		r = domain_claim(b, req->domid, &c->claim);
@@ -289,7 +292,10 @@ static int on_hello(struct conn *c, const struct gr_hdr *h, const struct gr_hell
 		struct stat st;
 		if (nfds != 1 || fstat(fds[0], &st) < 0 || !S_ISSOCK(st.st_mode))
 			return -EPROTO;
-		r = policy_check_domain(b, &c->cred, req->domid);
+		r = policy_check_domain(b, &c->peer, req->domid);
+		if (r < 0)
+			return r;
+		r = domain_quota_files(b, req->domid);
 		if (r < 0)
 			return r;
 		struct domain *d;
@@ -323,7 +329,7 @@ static int on_hello(struct conn *c, const struct gr_hdr *h, const struct gr_hell
 				     .domid = req->domid,
 				     .file_id = c->file ? c->file->id : 0,
 				     .map_limit = b->cfg.gntdev_map_limit};
-	log_debug("pid %d connected as %s of domain %u", (int)c->cred.pid, role_name(c->role),
+	log_debug("pid %d connected as %s of domain %u", (int)c->peer.cred.pid, role_name(c->role),
 		  req->domid);
 	return hello_reply(c, h, &rep);
 }
@@ -427,7 +433,7 @@ static void dispatch(struct conn *c, const struct gr_hdr *h, const void *p, size
 	}
 	if (r == -EPROTO) {
 		log_warn("pid %d sent a malformed %s message (op %u, %zu bytes, %u fds)",
-			 (int)c->cred.pid, role_name(c->role), h->op, len, nfds);
+			 (int)c->peer.cred.pid, role_name(c->role), h->op, len, nfds);
 		conn_kill(c, "protocol error");
 		return;
 	}
@@ -522,17 +528,28 @@ int broker_add_client(struct broker *b, int fd)
 		close(fd);
 		return -ENOMEM;
 	}
-	socklen_t len = sizeof(c->cred);
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0) {
+	socklen_t len = sizeof(c->peer.cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->peer.cred, &len) < 0) {
 		int r = -errno;
 		close(fd);
 		free(c);
 		return r;
 	}
-	if (!uid_take(b, c->cred.uid)) {
+	/* Supplementary groups, for group rules of the policy. */
+	gid_t groups[64];
+	socklen_t glen = sizeof(groups);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0 && glen > 0) {
+		c->peer.groups = malloc(glen);
+		if (c->peer.groups) {
+			memcpy(c->peer.groups, groups, glen);
+			c->peer.ngroups = glen / sizeof(gid_t);
+		}
+	}
+	if (!uid_take(b, c->peer.cred.uid)) {
 		log_warn("refused a connection of pid %d: uid %u has %u connections",
-			 (int)c->cred.pid, c->cred.uid, b->cfg.max_connections);
+			 (int)c->peer.cred.pid, c->peer.cred.uid, b->cfg.max_connections);
 		close(fd);
+		free(c->peer.groups);
 		free(c);
 		return -EMFILE;
 	}
@@ -542,8 +559,9 @@ int broker_add_client(struct broker *b, int fd)
 	list_init(&c->file_link);
 	c->src = loop_add(b->loop, fd, EPOLLIN, conn_event, c);
 	if (!c->src) {
-		uid_release(b, c->cred.uid);
+		uid_release(b, c->peer.cred.uid);
 		close(fd);
+		free(c->peer.groups);
 		free(c);
 		return -ENOMEM;
 	}

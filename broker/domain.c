@@ -46,6 +46,16 @@ int domain_claim(struct broker *b, uint16_t id, struct domain **out)
 	return 0;
 }
 
+int domain_quota_files(struct broker *b, uint16_t id)
+{
+	struct domain *d = domain_get(b, id);
+	if (d && d->claims >= b->cfg.max_files) {
+		log_warn("domain %u has %u open files: refusing another", id, d->claims);
+		return -EMFILE;
+	}
+	return 0;
+}
+
 bool domain_dying(const struct domain *d)
 {
 	return d->claims == 0 && !d->declared;

@@ -91,6 +91,8 @@ static void map_destroy(struct gntdev_map *m)
 		evtchn_send_from(mapper, m->notify_port);
 		evtchn_ref_put(mapper, m->notify_port);
 	}
+	if (!m->over_quota)
+		mapper->map_refs -= m->count;
 	free(m->mapped);
 	free(m->refs);
 	free(m);
@@ -120,10 +122,27 @@ static int map_finish(struct conn *c, struct file *f, const struct gr_hdr *h)
 	m->refs = c->pending_refs;
 	m->users = 1;
 	c->pending_refs = NULL;
+	bool predicted = c->pending_flags & GR_MAP_PREDICTED;
+	if ((uint64_t)f->dom->map_refs + m->count > f->b->cfg.max_map_refs) {
+		if (!predicted) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		/* The client already gave out the index: keep the place, and
+		 * let its mmap fail with ENOMEM instead. */
+		free(m->refs);
+		m->refs = NULL;
+		m->over_quota = true;
+	} else {
+		f->dom->map_refs += m->count;
+	}
 	r = map_insert(f, m, &index);
-	if (r < 0)
+	if (r < 0) {
+		if (!m->over_quota)
+			f->dom->map_refs -= m->count;
 		goto fail;
-	if ((c->pending_flags & GR_MAP_PREDICTED) && index != c->pending_index / XEN_PAGE_SIZE) {
+	}
+	if (predicted && index != c->pending_index / XEN_PAGE_SIZE) {
 		log_warn("domain %u: MAP at page %llu, client predicted %llu", f->dom->id,
 			 (unsigned long long)index,
 			 (unsigned long long)(c->pending_index / XEN_PAGE_SIZE));
@@ -269,6 +288,8 @@ int gntdev_mmap(struct conn *c, struct file *f, const struct gr_hdr *h, const st
 	/* Each map can be mmapped once in its life (Linux >= 6.1). */
 	if (m->in_use)
 		return -EINVAL;
+	if (m->over_quota)
+		return -ENOMEM;
 	m->mapped = calloc(m->count, sizeof(*m->mapped));
 	runs = malloc(m->count * sizeof(*runs));
 	if (!m->mapped || !runs) {

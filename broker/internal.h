@@ -67,6 +67,8 @@ struct domain {
 
 	uint32_t alloc_pages; /* gntalloc pages counted against the limit */
 	uint32_t maptrack;    /* grant pages this domain has mapped */
+	uint32_t mappings;    /* mmaps held (quota max-mappings) */
+	uint32_t map_refs;    /* refs in gntdev maps (quota max-map-refs) */
 
 	/* Event channels: ports[1 .. nports) (port 0 is reserved). */
 	struct port *ports;
@@ -134,6 +136,7 @@ struct gntdev_map {
 	bool listed;
 	bool in_use;
 	bool readonly;
+	bool over_quota; /* a predicted MAP beyond max-map-refs: mmap says ENOMEM */
 	unsigned users; /* 1 while listed + 1 per mapping */
 	struct gr_grant_ref *refs;
 	struct mapped_grant *mapped; /* after mmap */
@@ -187,6 +190,13 @@ enum conn_role {
 	CONN_CONTROL,
 };
 
+/* Who is at the other end: SO_PEERCRED and SO_PEERGROUPS at connect. */
+struct conn_cred {
+	struct ucred cred;
+	gid_t *groups;
+	unsigned ngroups;
+};
+
 struct outmsg {
 	struct outmsg *next;
 	size_t len;
@@ -202,7 +212,7 @@ struct conn {
 	struct list link;	/* broker->conns */
 	struct list file_link;	/* file->attached, for attach connections */
 	enum conn_role role;
-	struct ucred cred;
+	struct conn_cred peer;
 	struct file *file;
 	struct domain *claim;
 	bool dead;
@@ -258,6 +268,8 @@ struct domain *domain_get(struct broker *b, uint16_t id);
 /* Finds or creates; -EINVAL for a reserved id, -ENOMEM. */
 int domain_claim(struct broker *b, uint16_t id, struct domain **out);
 void domain_unclaim(struct domain *d);
+/* -EMFILE if the domain has max-files open already. */
+int domain_quota_files(struct broker *b, uint16_t id);
 /* Frees the domain if nothing keeps it any more. */
 void domain_maybe_free(struct domain *d);
 bool domain_dying(const struct domain *d);
@@ -358,8 +370,8 @@ int copy_refs(struct conn *c, struct file *f, const struct gr_hdr *h, const void
 int admin_handle(struct conn *c, const struct gr_hdr *h, const void *p, size_t len);
 
 /* policy.c */
-/* 0 if the peer may act as domid, else -EACCES. */
-int policy_check_domain(const struct broker *b, const struct ucred *cred, uint16_t domid);
-int policy_check_admin(const struct broker *b, const struct ucred *cred);
+/* 0 if the peer may act as domid, else -EACCES (-EINVAL: reserved id). */
+int policy_check_domain(const struct broker *b, const struct conn_cred *peer, uint16_t domid);
+int policy_check_admin(const struct broker *b, const struct conn_cred *peer);
 
 #endif

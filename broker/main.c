@@ -33,6 +33,7 @@ static void usage(FILE *out)
 		"for ordinary processes.\n\n"
 		"  -s, --socket PATH      listen on PATH (default: see granted(8))\n"
 		"  -c, --config FILE      read settings from FILE\n"
+		"  -p, --policy FILE      who may act as which domain (see granted(8))\n"
 		"  -o, --set KEY=VALUE    one setting, as in the config file\n"
 		"  -l, --log-level LEVEL  error, warning, info or debug\n"
 		"  -r, --ready-fd FD      write a newline to FD once listening\n"
@@ -142,6 +143,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"socket", required_argument, NULL, 's'},
 		{"config", required_argument, NULL, 'c'},
+		{"policy", required_argument, NULL, 'p'},
 		{"set", required_argument, NULL, 'o'},
 		{"log-level", required_argument, NULL, 'l'},
 		{"ready-fd", required_argument, NULL, 'r'},
@@ -157,7 +159,7 @@ int main(int argc, char **argv)
 	int ready_fd = -1, c;
 
 	broker_config_defaults(&cfg);
-	while ((c = getopt_long(argc, argv, "s:c:o:l:r:i:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:c:p:o:l:r:i:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			socket_opt = optarg;
@@ -165,6 +167,7 @@ int main(int argc, char **argv)
 		case 'c':
 			config = optarg;
 			break;
+		case 'p':
 		case 'o':
 		case 'l':
 		case 'i': {
@@ -172,7 +175,10 @@ int main(int argc, char **argv)
 				fprintf(stderr, "granted: too many settings\n");
 				return 2;
 			}
-			const char *key = c == 'l' ? "log-level" : c == 'i' ? "idle-exit-ms" : NULL;
+			const char *key = c == 'l'   ? "log-level"
+					  : c == 'i' ? "idle-exit-ms"
+					  : c == 'p' ? "policy"
+						     : NULL;
 			char *kv;
 			if (key && c == 'i') {
 				char *end;
@@ -240,6 +246,16 @@ int main(int argc, char **argv)
 		free(sets[i]);
 	}
 	log_set_level(cfg.log_level);
+	struct policy *policy = NULL;
+	if (cfg.policy_path[0]) {
+		unsigned line;
+		char err[256];
+		if (policy_load(cfg.policy_path, &policy, &line, err, sizeof(err)) < 0) {
+			fprintf(stderr, "granted: %s:%u: %s\n", cfg.policy_path, line, err);
+			return 2;
+		}
+		cfg.policy = policy;
+	}
 
 	char path[108];
 	if (socket_opt) {
@@ -288,6 +304,7 @@ int main(int argc, char **argv)
 		unlink(path);
 	close(lfd);
 	close(sfd);
+	policy_free(policy);
 	if (r < 0) {
 		log_err("%s", strerror(-r));
 		return 1;

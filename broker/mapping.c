@@ -36,6 +36,8 @@ static void token_event(void *data, uint32_t events)
 
 int mapping_create(struct file *f, struct conn *c, struct mapping **out, int *token_out)
 {
+	if (f->dom->mappings >= f->b->cfg.max_mappings)
+		return -ENOMEM;
 	struct mapping *m = calloc(1, sizeof(*m));
 	int p[2] = {-1, -1};
 	if (!m)
@@ -55,8 +57,9 @@ int mapping_create(struct file *f, struct conn *c, struct mapping **out, int *to
 	m->id = ++f->b->next_mapping_id;
 	m->file = f;
 	m->token_fd = p[0];
-	m->pid = c->cred.pid;
+	m->pid = c->peer.cred.pid;
 	f->refs++;
+	f->dom->mappings++;
 	list_append(&f->mappings, &m->link);
 	f->b->nmappings++;
 	*out = m;
@@ -71,6 +74,7 @@ void mapping_release(struct mapping *m)
 	close(m->token_fd);
 	list_remove(&m->link);
 	f->b->nmappings--;
+	f->dom->mappings--;
 	if (m->map) {
 		gntdev_map_put(m->map);
 	} else {

@@ -29,25 +29,32 @@ int show_domains(bool json)
 		printf("[");
 		for (ssize_t i = 0; i < n; i++)
 			printf("%s\n  {\"domid\": %u, \"state\": \"%s\", \"declared\": %s, "
-			       "\"claims\": %u, \"grants\": %u, \"grant_limit\": %u, "
-			       "\"mappings\": %u, \"mapping_limit\": %u, \"gntalloc_pages\": %u, "
-			       "\"gntalloc_limit\": %u, \"ports\": %u, \"port_limit\": %u}",
+			       "\"files\": %u, \"file_limit\": %u, \"grants\": %u, "
+			       "\"grant_limit\": %u, \"mappings\": %u, \"mapping_limit\": %u, "
+			       "\"gntalloc_pages\": %u, \"gntalloc_limit\": %u, \"ports\": %u, "
+			       "\"port_limit\": %u, \"mmaps\": %u, \"mmap_limit\": %u, "
+			       "\"map_refs\": %u, \"map_ref_limit\": %u}",
 			       i ? "," : "", d[i].domid, d[i].dying ? "dying" : "live",
-			       d[i].declared ? "true" : "false", d[i].connections, d[i].grants,
-			       d[i].grant_limit, d[i].mappings, d[i].mapping_limit, d[i].alloc_pages,
-			       d[i].alloc_limit, d[i].ports, d[i].port_limit);
+			       d[i].declared ? "true" : "false", d[i].connections,
+			       d[i].connection_limit, d[i].grants, d[i].grant_limit, d[i].mappings,
+			       d[i].mapping_limit, d[i].alloc_pages, d[i].alloc_limit, d[i].ports,
+			       d[i].port_limit, d[i].mmaps, d[i].mmap_limit, d[i].map_refs,
+			       d[i].map_ref_limit);
 		printf("%s]\n", n ? "\n" : "");
 	} else {
-		printf("%-7s %-6s %-6s %-14s %-16s %-15s %s\n", "DOMAIN", "STATE", "CLAIMS",
-		       "GRANTS", "MAPPINGS", "GNTALLOC", "PORTS");
+		printf("%-7s %-6s %-10s %-12s %-14s %-11s %-10s %-11s %s\n", "DOMAIN", "STATE",
+		       "FILES", "GRANTS", "MAPPED", "GNTALLOC", "PORTS", "MMAPS", "MAP REFS");
 		for (ssize_t i = 0; i < n; i++) {
-			char g[32], m[32], a[32], p[32];
+			char f[32], g[32], m[32], a[32], p[32], mm[32], mr[32];
+			snprintf(f, sizeof(f), "%u/%u", d[i].connections, d[i].connection_limit);
 			snprintf(g, sizeof(g), "%u/%u", d[i].grants, d[i].grant_limit);
 			snprintf(m, sizeof(m), "%u/%u", d[i].mappings, d[i].mapping_limit);
 			snprintf(a, sizeof(a), "%u/%u", d[i].alloc_pages, d[i].alloc_limit);
 			snprintf(p, sizeof(p), "%u/%u", d[i].ports, d[i].port_limit);
-			printf("%-7u %-6s %-6u %-14s %-16s %-15s %s\n", d[i].domid,
-			       d[i].dying ? "dying" : "live", d[i].connections, g, m, a, p);
+			snprintf(mm, sizeof(mm), "%u/%u", d[i].mmaps, d[i].mmap_limit);
+			snprintf(mr, sizeof(mr), "%u/%u", d[i].map_refs, d[i].map_ref_limit);
+			printf("%-7u %-6s %-10s %-12s %-14s %-11s %-10s %-11s %s\n", d[i].domid,
+			       d[i].dying ? "dying" : "live", f, g, m, a, p, mm, mr);
 		}
 	}
 	free(d);

@@ -353,8 +353,14 @@ struct gr_domain_row {
 	uint32_t alloc_limit;
 	uint32_t ports;
 	uint32_t port_limit;
+	uint32_t file_limit;
+	uint32_t mmaps; /* mmaps held */
+	uint32_t mmap_limit;
+	uint32_t map_refs; /* refs recorded by MAP_GRANT_REF */
+	uint32_t map_ref_limit;
+	uint32_t pad;
 };
-_Static_assert(sizeof(struct gr_domain_row) == 40, "gr_domain_row");
+_Static_assert(sizeof(struct gr_domain_row) == 64, "gr_domain_row");
 
 enum gr_grant_state {
 	GR_GRANT_ACTIVE = 1,   /* owned by a gntalloc file */

@@ -86,6 +86,11 @@ GR_EXPORT ssize_t granted_list_domains(struct granted_domain_info **out)
 			.alloc_limit = row.alloc_limit,
 			.ports = row.ports,
 			.port_limit = row.port_limit,
+			.connection_limit = row.file_limit,
+			.mmaps = row.mmaps,
+			.mmap_limit = row.mmap_limit,
+			.map_refs = row.map_refs,
+			.map_ref_limit = row.map_ref_limit,
 		};
 	}
 	free(raw);

@@ -233,11 +233,13 @@ int granted_evtchn_poll(struct granted_dev *dev);
 struct granted_domain_info {
 	uint16_t domid;
 	int dying, declared;
-	uint32_t connections;
-	uint32_t grants, grant_limit;
-	uint32_t mappings, mapping_limit;
-	uint32_t alloc_pages, alloc_limit;
-	uint32_t ports, port_limit;
+	uint32_t connections, connection_limit; /* open device files and claims */
+	uint32_t grants, grant_limit;		/* grant-table entries in use */
+	uint32_t mappings, mapping_limit;	/* grant pages mapped (maptrack) */
+	uint32_t alloc_pages, alloc_limit;	/* gntalloc pages */
+	uint32_t ports, port_limit;		/* event channels */
+	uint32_t mmaps, mmap_limit;		/* mmaps of the devices */
+	uint32_t map_refs, map_ref_limit;	/* refs recorded by MAP_GRANT_REF */
 };
 
 struct granted_grant_info {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "internal.h"
 #include "log.h"
 #include "protocol.h"
 #include "tap.h"
@@ -516,6 +517,150 @@ TEST(connections_per_user_are_limited)
 	close(c[1].fd);
 	close(c[2].fd);
 	broker_destroy(b);
+}
+
+static int mmap_req(struct client *c, uint64_t offset, uint64_t len)
+{
+	struct gr_mmap m = {.offset = offset, .len = len, .prot = PROT_READ,
+			    .flags = GR_MMAP_SHARED};
+	int fds[GR_MSG_FDS_MAX];
+	unsigned nfds = 0;
+	int r = call(c, GR_OP_MMAP, &m, sizeof(m), NULL, 0, NULL, 0, fds, &nfds);
+	gr_close_fds(fds, nfds); /* the token too: the mapping is gone at once */
+	return r;
+}
+
+TEST(quota_mappings_per_domain)
+{
+	struct broker *b = new_broker("max-mappings=2");
+	struct client c = open_dev(b, GR_KIND_GNTALLOC, 1);
+	CHECK_EQ(alloc(&c, 2, 1, NULL), 0);
+	struct gr_mmap m = {.offset = 0, .len = XEN_PAGE_SIZE, .prot = PROT_READ,
+			    .flags = GR_MMAP_SHARED};
+	int fds[2][GR_MSG_FDS_MAX];
+	unsigned n[2];
+	for (int i = 0; i < 2; i++)
+		CHECK_EQ(call(&c, GR_OP_MMAP, &m, sizeof(m), NULL, 0, NULL, 0, fds[i], &n[i]), 0);
+	/* a third mmap by the same domain is refused; another domain is not */
+	CHECK_EQ(mmap_req(&c, 0, XEN_PAGE_SIZE), -ENOMEM);
+	struct client other = open_dev(b, GR_KIND_GNTALLOC, 2);
+	CHECK_EQ(alloc(&other, 1, 1, NULL), 0);
+	CHECK_EQ(mmap_req(&other, 0, XEN_PAGE_SIZE), 0);
+	gr_close_fds(fds[0], n[0]);
+	pump(b);
+	CHECK_EQ(mmap_req(&c, 0, XEN_PAGE_SIZE), 0);
+	gr_close_fds(fds[1], n[1]);
+	close(c.fd);
+	close(other.fd);
+	broker_destroy(b);
+}
+
+TEST(quota_map_refs_per_domain)
+{
+	struct broker *b = new_broker("max-map-refs=5");
+	struct client c = open_dev(b, GR_KIND_GNTDEV, 2);
+	uint64_t i;
+	CHECK_EQ(map(&c, 3, &i), 0);
+	CHECK_EQ(map(&c, 3, &i), -ENOMEM);
+	CHECK_EQ(map(&c, 2, &i), 0);
+	/* A predicted MAP beyond the quota keeps its place; its mmap fails. */
+	char buf[sizeof(struct gr_map) + 8] = {0};
+	struct gr_map pm = {.count = 1, .n = 1, .index = 5 * XEN_PAGE_SIZE,
+			    .flags = GR_MAP_PREDICTED};
+	memcpy(buf, &pm, sizeof(pm));
+	struct gr_hdr h = {.op = GR_OP_MAP, .flags = GR_HDR_NOREPLY, .size = sizeof(h) + sizeof(buf),
+			   .seq = 99};
+	char msg[64];
+	memcpy(msg, &h, sizeof(h));
+	memcpy(msg + sizeof(h), buf, sizeof(buf));
+	CHECK_EQ(gr_send(c.fd, msg, h.size, NULL, 0), 0);
+	pump(b);
+	CHECK_EQ(mmap_req(&c, 5 * XEN_PAGE_SIZE, XEN_PAGE_SIZE), -ENOMEM);
+	CHECK_EQ(unmap(&c, 5, 1), 0);
+	CHECK_EQ(unmap(&c, 0, 3), 0);
+	CHECK_EQ(map(&c, 3, &i), 0); /* room again */
+	close(c.fd);
+	broker_destroy(b);
+}
+
+TEST(quota_files_per_domain)
+{
+	struct broker *b = new_broker("max-files=2");
+	struct client a = open_dev(b, GR_KIND_GNTDEV, 3);
+	struct client e = open_dev(b, GR_KIND_EVTCHN, 3);
+	struct client c = connect_raw(b);
+	struct gr_hello hello = {.version = GR_PROTO_VERSION, .kind = GR_KIND_GNTALLOC, .domid = 3};
+	CHECK_EQ(call(&c, GR_OP_HELLO, &hello, sizeof(hello), &c.fd, 1, NULL, 0, NULL, NULL),
+		 -EMFILE);
+	close(c.fd);
+	struct client d4 = open_dev(b, GR_KIND_GNTALLOC, 4); /* other domains: fine */
+	close(d4.fd);
+	close(a.fd);
+	close(e.fd);
+	broker_destroy(b);
+}
+
+TEST(policy_file_rules)
+{
+	char path[] = "/tmp/granted-policy-XXXXXX";
+	int fd = mkstemp(path);
+	const char text[] = "# rules\n"
+			    "uid 1234 domains 1-3,7\n"
+			    "gid 500 domains any\n"
+			    "uid 1234 admin\n";
+	CHECK_EQ(write(fd, text, sizeof(text) - 1), (ssize_t)sizeof(text) - 1);
+	close(fd);
+	struct policy *pol;
+	unsigned line;
+	char err[128];
+	CHECK_EQ(policy_load(path, &pol, &line, err, sizeof(err)), 0);
+	struct broker_config cfg;
+	broker_config_defaults(&cfg);
+	cfg.log_level = LOG_CRIT;
+	cfg.policy = pol;
+	struct broker *b;
+	CHECK_EQ(broker_create(&cfg, -1, &b), 0);
+	gid_t groups[] = {500};
+	struct conn_cred alice = {.cred = {.pid = 1, .uid = 1234, .gid = 1234}};
+	struct conn_cred bob = {.cred = {.pid = 2, .uid = 999, .gid = 999}};
+	struct conn_cred carol = {.cred = {.pid = 3, .uid = 998, .gid = 998}, .groups = groups,
+				  .ngroups = 1};
+	struct conn_cred me = {.cred = {.pid = 4, .uid = geteuid(), .gid = getegid()}};
+	CHECK_EQ(policy_check_domain(b, &alice, 2), 0);
+	CHECK_EQ(policy_check_domain(b, &alice, 7), 0);
+	CHECK_EQ(policy_check_domain(b, &alice, 4), -EACCES);
+	CHECK_EQ(policy_check_domain(b, &bob, 1), -EACCES);
+	CHECK_EQ(policy_check_domain(b, &carol, 30000), 0); /* by a supplementary group */
+	CHECK_EQ(policy_check_domain(b, &me, 12345), 0);    /* the broker's own user */
+	CHECK_EQ(policy_check_domain(b, &me, 0x7FF0), -EINVAL);
+	CHECK_EQ(policy_check_admin(b, &alice), 0);
+	CHECK_EQ(policy_check_admin(b, &carol), -EACCES);
+	CHECK_EQ(policy_check_admin(b, &me), 0);
+	broker_destroy(b);
+	policy_free(pol);
+
+	/* Errors name the line. */
+	static const struct {
+		const char *text;
+		unsigned line;
+	} bad[] = {
+		{"uid 1 domains 1\nuser no-such-user-here domains 1\n", 2},
+		{"uid 1 domains 5-2\n", 1},
+		{"uid 1 domains 40000\n", 1},
+		{"pid 1 domains 1\n", 1},
+		{"uid 1 admin extra\n", 1},
+		{"uid x domains 1\n", 1},
+		{"\n\nuid 1 domains\n", 3},
+	};
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		fd = open(path, O_WRONLY | O_TRUNC);
+		CHECK_EQ(write(fd, bad[i].text, strlen(bad[i].text)), (ssize_t)strlen(bad[i].text));
+		close(fd);
+		CHECK(policy_load(path, &pol, &line, err, sizeof(err)) < 0);
+		CHECK_EQ(line, bad[i].line);
+		CHECK(err[0] != '\0');
+	}
+	unlink(path);
 }
 
 int main(int argc, char **argv)
