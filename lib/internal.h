@@ -71,6 +71,9 @@ struct granted_dev {
 	struct granted_dev *next_dev, *prev_dev; /* all handles (fork) */
 };
 
+/* getpid(), without the syscall after the first. */
+#define gr_getpid granted_getpid
+
 /* Increments in every fork child (pthread_atfork). */
 uint64_t gr_forkgen(void);
 void gr_init_once(void);

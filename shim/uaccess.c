@@ -16,7 +16,7 @@ int copy_in(void *dst, const void *user, size_t n)
 		return 0;
 	struct iovec local = {.iov_base = dst, .iov_len = n};
 	struct iovec remote = {.iov_base = (void *)user, .iov_len = n};
-	ssize_t r = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+	ssize_t r = process_vm_readv(granted_getpid(), &local, 1, &remote, 1, 0);
 	return r == (ssize_t)n ? 0 : -EFAULT;
 }
 
@@ -26,6 +26,6 @@ int copy_out(void *user, const void *src, size_t n)
 		return 0;
 	struct iovec local = {.iov_base = (void *)src, .iov_len = n};
 	struct iovec remote = {.iov_base = user, .iov_len = n};
-	ssize_t r = process_vm_writev(getpid(), &local, 1, &remote, 1, 0);
+	ssize_t r = process_vm_writev(granted_getpid(), &local, 1, &remote, 1, 0);
 	return r == (ssize_t)n ? 0 : -EFAULT;
 }

@@ -281,6 +281,9 @@ ssize_t granted_list_ports(struct granted_port_info **out);
  */
 int granted_claim_domain(uint16_t domid);
 
+/* getpid(), cached (refreshed in fork children). For the shim's copies. */
+pid_t granted_getpid(void);
+
 /* Where the broker listens: $GRANTED_SOCKET or the default (granted(8)). */
 int granted_socket_path(char *buf, size_t len);
 

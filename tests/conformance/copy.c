@@ -288,6 +288,55 @@ TEST(bad_local_buffers_efault)
 	granter_close(&g);
 }
 
+static volatile int own_handler_ran;
+static void own_handler(int sig)
+{
+	(void)sig;
+	own_handler_ran = 1;
+	_exit(42);
+}
+
+TEST(bad_buffers_in_large_copies_efault)
+{
+	struct granter g;
+	granter_open(&g);
+	pid_t pid = tap_fork_domain(2, NULL);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		/* 64 segments of 4 KiB: one copy of 256 KiB, the 40th from a
+		 * buffer that is not mapped. */
+		enum { N = 64 };
+		char *bufs = mmap(NULL, N * PAGE, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		memset(bufs, 'b', N * PAGE);
+		munmap(bufs + 39 * PAGE, PAGE);
+		seg_t s[N];
+		for (int i = 0; i < N; i++)
+			s[i] = to_grant(bufs + i * PAGE, 1, g.refs[i % 2], 0, PAGE);
+		CHECK_ERR(gcopy(fd, s, N), EFAULT);
+		CHECK_EQ(s[39].status, OKAY);
+		/* Grants to a read-only local destination, as large. */
+		CHECK(mmap(bufs + 39 * PAGE, PAGE, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED);
+		for (int i = 0; i < N; i++)
+			s[i] = from_grant(bufs + i * PAGE, 1, g.refs[i % 2], 0, PAGE);
+		/* (the grants hold 'b' now, from the segments before the fault) */
+		memset(bufs, 'z', N * PAGE);
+		mprotect(bufs + 50 * PAGE, PAGE, PROT_READ);
+		CHECK_ERR(gcopy(fd, s, N), EFAULT);
+		CHECK_EQ(bufs[49 * PAGE], 'b'); /* before it: done */
+		CHECK_EQ(bufs[51 * PAGE], 'z'); /* after it: not */
+		/* The program's own fault handler is its own again afterwards. */
+		signal(SIGSEGV, own_handler);
+		*(volatile char *)(bufs + 50 * PAGE) = 1;
+		tap_fail(__FILE__, __LINE__, "no fault");
+	}
+	int st = tap_wait(pid);
+	CHECK(WIFEXITED(st));
+	CHECK_EQ(WEXITSTATUS(st), 42);
+	granter_close(&g);
+}
+
 TEST(many_segments_only_the_bad_one_fails)
 {
 	struct granter g;
