@@ -159,13 +159,9 @@ static void sentinel_sync(struct evtchn_state *st)
 	st->sentinel_on = want;
 }
 
-/* What the driver's interrupt handler would have done by now. */
-static void harvest(struct evtchn_state *st)
+/* Takes n events epoll reported: each port fired and is now disarmed. */
+static void deliver(struct evtchn_state *st, const struct epoll_event *evs, int n)
 {
-	struct epoll_event evs[64];
-	int n;
-	do {
-		n = epoll_wait(st->epfd, evs, 64, 0);
 		for (int i = 0; i < n; i++) {
 			uint32_t port = evs[i].data.u32;
 			if (port == SENTINEL || port >= st->nports || st->ports[port].own < 0)
@@ -182,6 +178,17 @@ static void harvest(struct evtchn_state *st)
 			else
 				st->ring[st->prod++ & (st->ring_size - 1)] = port;
 		}
+}
+
+/* What the driver's interrupt handler would have done by now. */
+static void harvest(struct evtchn_state *st)
+{
+	struct epoll_event evs[64];
+	int n;
+	do {
+		n = epoll_wait(st->epfd, evs, 64, 0);
+		if (n > 0)
+			deliver(st, evs, n);
 	} while (n == 64);
 }
 
@@ -436,15 +443,20 @@ GR_EXPORT ssize_t granted_evtchn_read(struct granted_dev *dev, uint32_t *buf, si
 			ret = -EAGAIN;
 			goto out;
 		}
-		/* Sleep without the lock: other threads may notify, unmask or
-		 * bind meanwhile. A signal ends the read with EINTR. */
+		/* Sleep in epoll itself, without the lock: other threads may
+		 * notify, unmask or bind meanwhile. What it returns is already
+		 * disarmed, so it is ours to deliver once we hold the lock again.
+		 * A signal ends the read with EINTR. */
 		sentinel_sync(st);
 		int epfd = st->epfd;
+		struct epoll_event evs[64];
 		pthread_mutex_unlock(&dev->lock);
-		struct pollfd pfd = {.fd = epfd, .events = POLLIN};
-		int pr = poll(&pfd, 1, -1);
+		int n = epoll_wait(epfd, evs, 64, -1);
+		int err = errno;
 		pthread_mutex_lock(&dev->lock);
-		if (pr < 0 && errno == EINTR) {
+		if (n > 0)
+			deliver(st, evs, n);
+		if (n < 0 && err == EINTR) {
 			ret = -EINTR;
 			goto out;
 		}
@@ -453,9 +465,13 @@ GR_EXPORT ssize_t granted_evtchn_read(struct granted_dev *dev, uint32_t *buf, si
 	uint32_t n = (uint32_t)(len / 4) < avail ? (uint32_t)(len / 4) : avail;
 	for (uint32_t i = 0; i < n; i++)
 		buf[i] = st->ring[(st->cons + i) & (st->ring_size - 1)];
-	if (!peek)
-		st->cons += n;
 	ret = (ssize_t)n * 4;
+	if (peek) {
+		/* granted_evtchn_consume() follows, and keeps the sentinel. */
+		pthread_mutex_unlock(&dev->lock);
+		return ret;
+	}
+	st->cons += n;
 out:
 	sentinel_sync(st);
 	pthread_mutex_unlock(&dev->lock);

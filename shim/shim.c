@@ -427,8 +427,10 @@ static ssize_t evtchn_read(struct shfile *f, void *buf, size_t n)
 	if (r <= 0)
 		return r;
 	/* A bad buffer is EFAULT with nothing consumed. */
-	if (copy_out(buf, ports, (size_t)r) < 0)
+	if (copy_out(buf, ports, (size_t)r) < 0) {
+		granted_evtchn_consume(f->dev, 0);
 		return -EFAULT;
+	}
 	granted_evtchn_consume(f->dev, (size_t)r / 4);
 	return r;
 }

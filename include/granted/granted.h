@@ -218,8 +218,9 @@ int granted_evtchn_restricted(struct granted_dev *dev);
 /*
  * read(2) of the device: up to len/4 pending ports into buf. Blocks unless
  * the file is non-blocking (-EAGAIN). -EFBIG after an overflow until reset.
- * With `peek` set, the ports stay queued; granted_evtchn_consume() then
- * removes the first n (so that a failed copy to the caller loses nothing).
+ * With `peek` set, the ports stay queued; granted_evtchn_consume() must
+ * follow, removing the first n (0 if the caller's copy failed: nothing is
+ * lost).
  */
 ssize_t granted_evtchn_read(struct granted_dev *dev, uint32_t *buf, size_t len, int peek);
 void granted_evtchn_consume(struct granted_dev *dev, size_t nports);
