@@ -249,6 +249,18 @@ static int hello_reply(struct conn *c, const struct gr_hdr *h, const struct gr_h
 	return GR_REPLIED;
 }
 
+/* The peer acts as domid from now on, if the policy and the domain's quota
+ * of open files allow it. */
+static int claim_checked(struct conn *c, uint16_t domid, struct domain **out)
+{
+	int r = policy_check_domain(c->b, &c->peer, domid);
+	if (r == 0)
+		r = domain_quota_files(c->b, domid);
+	if (r == 0)
+		r = domain_claim(c->b, domid, out);
+	return r;
+}
+
 static int on_hello(struct conn *c, const struct gr_hdr *h, const struct gr_hello *req,
 		    int *fds, unsigned nfds)
 {
@@ -273,13 +285,7 @@ static int on_hello(struct conn *c, const struct gr_hdr *h, const struct gr_hell
 	case GR_KIND_CLAIM:
 		if (nfds != 0)
 			return -EPROTO;
-		r = policy_check_domain(b, &c->peer, req->domid);
-		if (r < 0)
-			return r;
-		r = domain_quota_files(b, req->domid);
-		if (r < 0)
-			return r;
-		r = domain_claim(b, req->domid, &c->claim);
+		r = claim_checked(c, req->domid, &c->claim);
 		if (r < 0)
 			return r;
 		c->role = CONN_CLAIM;
@@ -292,14 +298,8 @@ static int on_hello(struct conn *c, const struct gr_hdr *h, const struct gr_hell
 		struct stat st;
 		if (nfds != 1 || fstat(fds[0], &st) < 0 || !S_ISSOCK(st.st_mode))
 			return -EPROTO;
-		r = policy_check_domain(b, &c->peer, req->domid);
-		if (r < 0)
-			return r;
-		r = domain_quota_files(b, req->domid);
-		if (r < 0)
-			return r;
 		struct domain *d;
-		r = domain_claim(b, req->domid, &d);
+		r = claim_checked(c, req->domid, &d);
 		if (r < 0)
 			return r;
 		struct file *f;

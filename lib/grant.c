@@ -152,11 +152,30 @@ static int on_map(void *ctx, const struct gr_hdr *h, const void *p, size_t len, 
 	return 0;
 }
 
+enum { MAP_REFS_PER_MSG = (GR_MSG_MAX - sizeof(struct gr_hdr) - sizeof(struct gr_map)) /
+			   sizeof(struct gr_grant_ref) };
+
+/* A large map: the refs after the first `sent` follow in messages of their
+ * own, in a buffer (msg) big enough for one. */
+static int send_more_refs(struct granted_dev *dev, char *msg, const struct granted_grant_ref *refs,
+			  uint32_t sent, uint32_t count)
+{
+	int r = 0;
+	while (r == 0 && sent < count) {
+		uint32_t seq, n = count - sent < MAP_REFS_PER_MSG ? count - sent : MAP_REFS_PER_MSG;
+		struct gr_map_refs more = {.n = n};
+		memcpy(msg, &more, sizeof(more));
+		memcpy(msg + sizeof(more), refs + sent, (size_t)n * sizeof(*refs));
+		r = chan_send(dev, GR_OP_MAP_REFS, GR_HDR_NOREPLY, msg,
+			      sizeof(more) + (size_t)n * sizeof(*refs), &seq);
+		sent += n;
+	}
+	return r;
+}
+
 GR_EXPORT int granted_map_refs(struct granted_dev *dev, uint32_t count,
 			       const struct granted_grant_ref *refs, uint64_t *index)
 {
-	enum { PER_MSG = (GR_MSG_MAX - sizeof(struct gr_hdr) - sizeof(struct gr_map)) /
-			 sizeof(struct gr_grant_ref) };
 	_Static_assert(sizeof(struct granted_grant_ref) == sizeof(struct gr_grant_ref), "refs");
 	int r = lock_kind(dev, GRANTED_GNTDEV);
 	if (r < 0)
@@ -166,7 +185,7 @@ GR_EXPORT int granted_map_refs(struct granted_dev *dev, uint32_t count,
 		pthread_mutex_unlock(&dev->lock);
 		return -EINVAL;
 	}
-	uint32_t n = count < PER_MSG ? count : PER_MSG;
+	uint32_t n = count < MAP_REFS_PER_MSG ? count : MAP_REFS_PER_MSG;
 	size_t len = sizeof(struct gr_map) + (size_t)n * sizeof(struct gr_grant_ref);
 	char *msg = malloc(len);
 	struct gr_map_reply rep = {0};
@@ -189,14 +208,8 @@ GR_EXPORT int granted_map_refs(struct granted_dev *dev, uint32_t count,
 			r = chan_queue(dev, GR_OP_MAP, GR_HDR_NOREPLY, msg, len, &m.queued_seq);
 		} else {
 			r = chan_send(dev, GR_OP_MAP, GR_HDR_NOREPLY, msg, len, &seq);
-			for (uint32_t sent = n; r == 0 && sent < count; sent += n) {
-				n = count - sent < PER_MSG ? count - sent : PER_MSG;
-				struct gr_map_refs more = {.n = n};
-				memcpy(msg, &more, sizeof(more));
-				memcpy(msg + sizeof(more), refs + sent, (size_t)n * sizeof(*refs));
-				r = chan_send(dev, GR_OP_MAP_REFS, GR_HDR_NOREPLY, msg,
-					      sizeof(more) + (size_t)n * sizeof(*refs), &seq);
-			}
+			if (r == 0)
+				r = send_more_refs(dev, msg, refs, n, count);
 		}
 		if (r == 0)
 			r = lmap_insert(dev, pos, m);
@@ -206,16 +219,8 @@ GR_EXPORT int granted_map_refs(struct granted_dev *dev, uint32_t count,
 	memcpy(msg, &head, sizeof(head));
 	memcpy(msg + sizeof(head), refs, (size_t)n * sizeof(*refs));
 	r = chan_send(dev, GR_OP_MAP, 0, msg, len, &seq);
-	/* Large maps: the rest of the refs follow in their own messages. */
-	for (uint32_t sent = n; r == 0 && sent < count; sent += n) {
-		uint32_t seq2;
-		n = count - sent < PER_MSG ? count - sent : PER_MSG;
-		struct gr_map_refs more = {.n = n};
-		memcpy(msg, &more, sizeof(more));
-		memcpy(msg + sizeof(more), refs + sent, (size_t)n * sizeof(*refs));
-		r = chan_send(dev, GR_OP_MAP_REFS, GR_HDR_NOREPLY, msg,
-			      sizeof(more) + (size_t)n * sizeof(*refs), &seq2);
-	}
+	if (r == 0)
+		r = send_more_refs(dev, msg, refs, n, count);
 	if (r == 0)
 		r = chan_wait(dev, GR_OP_MAP, seq, on_map, &rep);
 out:

@@ -34,6 +34,16 @@ static int fail(int neg_errno)
 	return -1;
 }
 
+/* A wrapper's result: -1 and errno for a negative errno, else the value
+ * with errno as the caller had it. */
+static ssize_t result(ssize_t r, int saved_errno)
+{
+	if (r < 0)
+		return fail((int)r);
+	errno = saved_errno;
+	return r;
+}
+
 int shim_domid(uint16_t *out)
 {
 	const char *s = getenv("GRANTED_DOMID");
@@ -344,11 +354,7 @@ EXPORT int ioctl(int fd, unsigned long req, ...)
 		}
 	}
 	int saved = errno;
-	int r = shim_ioctl(f, req, arg);
-	if (r < 0)
-		return fail(r);
-	errno = saved;
-	return r;
+	return (int)result(shim_ioctl(f, req, arg), saved);
 }
 
 EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
@@ -454,11 +460,7 @@ EXPORT ssize_t read(int fd, void *buf, size_t n)
 		return real.read(fd, buf, n);
 	int saved = errno;
 	/* gntalloc and gntdev have no read: the VFS says EINVAL. */
-	ssize_t r = f->kind == GRANTED_EVTCHN ? evtchn_read(f, buf, n) : -EINVAL;
-	if (r < 0)
-		return fail((int)r);
-	errno = saved;
-	return r;
+	return result(f->kind == GRANTED_EVTCHN ? evtchn_read(f, buf, n) : -EINVAL, saved);
 }
 
 /* Seeking and positioned I/O: evtchn is a stream (ESPIPE); gntalloc and
@@ -512,11 +514,7 @@ EXPORT ssize_t write(int fd, const void *buf, size_t n)
 	if (!f)
 		return real.write(fd, buf, n);
 	int saved = errno;
-	ssize_t r = f->kind == GRANTED_EVTCHN ? evtchn_write(f, buf, n) : -EINVAL;
-	if (r < 0)
-		return fail((int)r);
-	errno = saved;
-	return r;
+	return result(f->kind == GRANTED_EVTCHN ? evtchn_write(f, buf, n) : -EINVAL, saved);
 }
 
 /*

@@ -9,34 +9,10 @@
 #include <sys/epoll.h>
 #include <sys/select.h>
 
-static int ev_unbound(int fd, unsigned rdom)
-{
-	struct ioctl_evtchn_bind_unbound_port op = {.remote_domain = rdom};
-	return ioctl(fd, IOCTL_EVTCHN_BIND_UNBOUND_PORT, &op);
-}
-
-static int ev_interdomain(int fd, unsigned rdom, unsigned rport)
-{
-	struct ioctl_evtchn_bind_interdomain op = {.remote_domain = rdom, .remote_port = rport};
-	return ioctl(fd, IOCTL_EVTCHN_BIND_INTERDOMAIN, &op);
-}
-
 static int ev_virq(int fd, unsigned virq)
 {
 	struct ioctl_evtchn_bind_virq op = {.virq = virq};
 	return ioctl(fd, IOCTL_EVTCHN_BIND_VIRQ, &op);
-}
-
-static int ev_notify(int fd, unsigned port)
-{
-	struct ioctl_evtchn_notify op = {.port = port};
-	return ioctl(fd, IOCTL_EVTCHN_NOTIFY, &op);
-}
-
-static int ev_unbind(int fd, unsigned port)
-{
-	struct ioctl_evtchn_unbind op = {.port = port};
-	return ioctl(fd, IOCTL_EVTCHN_UNBIND, &op);
 }
 
 static int ev_restrict(int fd, unsigned domid)

@@ -111,6 +111,31 @@ static inline int gd_notify(int fd, uint64_t index, unsigned action, unsigned po
 	return ioctl(fd, IOCTL_GNTDEV_SET_UNMAP_NOTIFY, &op);
 }
 
+/* evtchn */
+static inline int ev_unbound(int fd, unsigned rdom)
+{
+	struct ioctl_evtchn_bind_unbound_port op = {.remote_domain = rdom};
+	return ioctl(fd, IOCTL_EVTCHN_BIND_UNBOUND_PORT, &op);
+}
+
+static inline int ev_interdomain(int fd, unsigned rdom, unsigned rport)
+{
+	struct ioctl_evtchn_bind_interdomain op = {.remote_domain = rdom, .remote_port = rport};
+	return ioctl(fd, IOCTL_EVTCHN_BIND_INTERDOMAIN, &op);
+}
+
+static inline int ev_notify(int fd, unsigned port)
+{
+	struct ioctl_evtchn_notify op = {.port = port};
+	return ioctl(fd, IOCTL_EVTCHN_NOTIFY, &op);
+}
+
+static inline int ev_unbind(int fd, unsigned port)
+{
+	struct ioctl_evtchn_unbind op = {.port = port};
+	return ioctl(fd, IOCTL_EVTCHN_UNBIND, &op);
+}
+
 static inline void *map_pages(int fd, uint64_t index, unsigned npages, int prot)
 {
 	return mmap(NULL, (size_t)npages * PAGE, prot, MAP_SHARED, fd, (off_t)index);

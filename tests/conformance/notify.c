@@ -12,18 +12,6 @@
 #include <poll.h>
 #include <signal.h>
 
-static int ev_unbound(int fd, unsigned rdom)
-{
-	struct ioctl_evtchn_bind_unbound_port op = {.remote_domain = rdom};
-	return ioctl(fd, IOCTL_EVTCHN_BIND_UNBOUND_PORT, &op);
-}
-
-static int ev_interdomain(int fd, unsigned rdom, unsigned rport)
-{
-	struct ioctl_evtchn_bind_interdomain op = {.remote_domain = rdom, .remote_port = rport};
-	return ioctl(fd, IOCTL_EVTCHN_BIND_INTERDOMAIN, &op);
-}
-
 /* The next event within ms, or 0; unmasks it again. */
 static unsigned ev_wait(int fd, int ms)
 {
