@@ -19,6 +19,11 @@ static struct shfile **tab;
 static size_t ntab;
 static size_t nused; /* fast path: no device file at all */
 
+bool fd_any(void)
+{
+	return __atomic_load_n(&nused, __ATOMIC_ACQUIRE) != 0;
+}
+
 struct shfile *fd_lookup(int fd)
 {
 	if (fd < 0 || __atomic_load_n(&nused, __ATOMIC_ACQUIRE) == 0)

@@ -293,14 +293,25 @@ EXPORT int fcntl(int fd, int cmd, ...)
 
 EXPORT int fcntl64(int fd, int cmd, ...) __attribute__((alias("fcntl")));
 
-/* A device fd passed over a socket reaches another process. */
-static void note_passed_fds(const struct msghdr *mh)
+/* A device fd passed over a socket reaches another process. The caller's
+ * msghdr is read as the kernel reads it: a bad one is the kernel's EFAULT
+ * to give, never our crash. */
+static void note_passed_fds(const struct msghdr *user_mh)
 {
-	if (!mh || !mh->msg_control || mh->msg_controllen < sizeof(struct cmsghdr))
+	if (!fd_any())
 		return;
+	struct msghdr mh;
+	char control[1024];
 	int saved = errno;
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR((struct msghdr *)mh); cm;
-	     cm = CMSG_NXTHDR((struct msghdr *)mh, cm)) {
+	if (copy_in(&mh, user_mh, sizeof(mh)) < 0 || !mh.msg_control ||
+	    mh.msg_controllen < sizeof(struct cmsghdr))
+		goto out;
+	if (mh.msg_controllen > sizeof(control))
+		mh.msg_controllen = sizeof(control);
+	if (copy_in(control, mh.msg_control, mh.msg_controllen) < 0)
+		goto out;
+	mh.msg_control = control;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
 		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
 			continue;
 		size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
@@ -312,6 +323,7 @@ static void note_passed_fds(const struct msghdr *mh)
 				granted_mark_shared(f->dev);
 		}
 	}
+out:
 	errno = saved;
 }
 
@@ -325,7 +337,7 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *mh, int flags)
 EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
 {
 	real_init();
-	for (unsigned i = 0; v && i < n; i++)
+	for (unsigned i = 0; v && i < n && fd_any(); i++)
 		note_passed_fds(&v[i].msg_hdr);
 	return real.sendmmsg(fd, v, n, flags);
 }

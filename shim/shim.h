@@ -8,6 +8,7 @@
 #define GRANTED_SHIM_H
 
 #include <poll.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <sys/select.h>
@@ -55,6 +56,8 @@ struct shfile {
 };
 
 /* fdtab.c: the process's fd numbers that are device files. */
+/* Whether any is open (the wrappers' fast path). */
+bool fd_any(void);
 struct shfile *fd_lookup(int fd);
 /* Records fd as one more fd of f. -ENOMEM if the table cannot grow. */
 int fd_attach(int fd, struct shfile *f);
