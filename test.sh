@@ -11,6 +11,18 @@ need_packages test
 log=$(mktemp -d /tmp/granted-tests.XXXXXX)
 status=0
 
+# Formatting (.clang-format): one TAP line, counted with the rest.
+fmt_bad=""
+for f in $(git ls-files '*.c' '*.h' 2>/dev/null); do
+	clang-format --style=file "$f" | cmp -s - "$f" || fmt_bad="$fmt_bad $f"
+done
+if [ -n "$fmt_bad" ]; then
+	echo "== format: not formatted:$fmt_bad"
+	fmt_result="not ok"
+else
+	fmt_result="ok"
+fi
+
 run_suite() { # name builddir [meson options...]
 	name=$1 dir=$2
 	shift 2
@@ -72,7 +84,7 @@ print(f"{ok} passed, {bad} failed")
 '
 }
 echo "logs: $log"
-summary=$(count)
+summary=$(count | awk -v f="$fmt_result" '{ if (f == "ok") $1++; else $3++; print }')
 echo "$summary"
 case "$summary" in *" 0 failed") ;; *) status=1 ;; esac
 exit $status

@@ -21,7 +21,7 @@
 #endif
 
 #define NPAGES 1024u
-#define BYTES ((size_t)NPAGES * PAGE)
+#define BYTES  ((size_t)NPAGES * PAGE)
 
 enum { CMD_STOP, CMD_SUM };
 
@@ -84,10 +84,10 @@ static int copy_init(struct copy *c, int fd, const uint32_t *refs, unsigned coun
 	for (unsigned i = 0; i < count; i++) {
 		struct gntdev_grant_copy_segment *s = &c->segs[i];
 		size_t at = (size_t)i * len;
-		__typeof__(s->source) foreign = {.foreign = {.ref = refs[at / PAGE],
-							     .offset = (uint16_t)(at % PAGE),
-							     .domid = 1}};
-		__typeof__(s->source) mine = {.virt = local + at};
+		__typeof__(s->source) foreign = { .foreign = { .ref = refs[at / PAGE],
+							       .offset = (uint16_t)(at % PAGE),
+							       .domid = 1 } };
+		__typeof__(s->source) mine = { .virt = local + at };
 		s->len = (uint16_t)len;
 		s->source = to_grants ? mine : foreign;
 		s->dest = to_grants ? foreign : mine;
@@ -104,7 +104,7 @@ static int copy_init(struct copy *c, int fd, const uint32_t *refs, unsigned coun
 static int op_copy(void *ctx)
 {
 	struct copy *c = ctx;
-	struct ioctl_gntdev_grant_copy op = {.count = c->count, .segments = c->segs};
+	struct ioctl_gntdev_grant_copy op = { .count = c->count, .segments = c->segs };
 	if (ioctl(c->fd, IOCTL_GNTDEV_GRANT_COPY, &op) < 0)
 		return -errno;
 	c->calls++;
@@ -143,7 +143,7 @@ static int op_memcpy(void *ctx)
 static const char *verify(int fd, const uint32_t *refs, unsigned char *src, unsigned char *dst,
 			  struct link *l)
 {
-	struct copy in = {0}, out = {0};
+	struct copy in = { 0 }, out = { 0 };
 	const char *why = NULL;
 	uint64_t sum;
 	for (size_t i = 0; i < BYTES; i++)
@@ -153,15 +153,15 @@ static const char *verify(int fd, const uint32_t *refs, unsigned char *src, unsi
 	    copy_init(&out, fd, refs, NPAGES, PAGE, false, dst) < 0)
 		why = "out of memory";
 	else if (op_copy(&in) < 0)
-		why = in.bad ? "a segment of the copy to the grants failed" :
-			       "the copy to the grants failed";
+		why = in.bad ? "a segment of the copy to the grants failed"
+			     : "the copy to the grants failed";
 	else if (link_send(l, CMD_SUM) < 0 || link_recv(l, &sum) < 0)
 		why = "the granter did not answer";
 	else if (sum != fnv(src, BYTES))
 		why = "the granter's pages do not hold what was copied to them";
 	else if (op_copy(&out) < 0)
-		why = out.bad ? "a segment of the copy from the grants failed" :
-				"the copy from the grants failed";
+		why = out.bad ? "a segment of the copy from the grants failed"
+			      : "the copy from the grants failed";
 	else if (memcmp(src, dst, BYTES) != 0)
 		why = "what came back from the grants differs";
 	free(in.segs);
@@ -173,7 +173,7 @@ int fig_copy(void)
 {
 	static const struct {
 		unsigned count, len;
-	} cases[] = {{1, 4096}, {16, 4096}, {1024, 4096}, {1024, 512}};
+	} cases[] = { { 1, 4096 }, { 16, 4096 }, { 1024, 4096 }, { 1024, 512 } };
 	enum { NCASES = sizeof(cases) / sizeof(cases[0]) };
 	struct link l;
 	uint32_t *refs = calloc(NPAGES, sizeof(uint32_t));
@@ -198,7 +198,7 @@ int fig_copy(void)
 
 	/* Is it there at all? */
 	int unavailable = 0;
-	struct copy probe = {0};
+	struct copy probe = { 0 };
 	int r = copy_init(&probe, fd, refs, 1, PAGE, false, dst);
 	for (int tries = 0; r == 0 && tries < 4; tries++) {
 		/* a failed segment may be passing (see op_copy): try again */
@@ -218,15 +218,16 @@ int fig_copy(void)
 			result_verdict("5", V_FAIL, "grant copy: %s", why);
 	}
 
-	struct copy to[NCASES] = {0}, from[NCASES] = {0};
+	struct copy to[NCASES] = { 0 }, from[NCASES] = { 0 };
 	struct mcopy mc[NCASES];
 	struct bench_op ops[NCASES][3];
 	memset(ops, 0, sizeof(ops));
 	for (unsigned c = 0; c < NCASES; c++) {
-		mc[c] = (struct mcopy){src, dst, cases[c].count, cases[c].len};
-		ops[c][0] = (struct bench_op){.name = "to", .fn = op_copy_timed, .ctx = &to[c]};
-		ops[c][1] = (struct bench_op){.name = "from", .fn = op_copy_timed, .ctx = &from[c]};
-		ops[c][2] = (struct bench_op){.name = "memcpy", .fn = op_memcpy, .ctx = &mc[c]};
+		mc[c] = (struct mcopy){ src, dst, cases[c].count, cases[c].len };
+		ops[c][0] = (struct bench_op){ .name = "to", .fn = op_copy_timed, .ctx = &to[c] };
+		ops[c][1] =
+			(struct bench_op){ .name = "from", .fn = op_copy_timed, .ctx = &from[c] };
+		ops[c][2] = (struct bench_op){ .name = "memcpy", .fn = op_memcpy, .ctx = &mc[c] };
 		if (unavailable ||
 		    copy_init(&to[c], fd, refs, cases[c].count, cases[c].len, true, src) < 0 ||
 		    copy_init(&from[c], fd, refs, cases[c].count, cases[c].len, false, dst) < 0) {

@@ -21,27 +21,27 @@
 
 static int ev_unbound(int fd, unsigned rdom)
 {
-	struct ioctl_evtchn_bind_unbound_port op = {.remote_domain = rdom};
+	struct ioctl_evtchn_bind_unbound_port op = { .remote_domain = rdom };
 	int r = ioctl(fd, IOCTL_EVTCHN_BIND_UNBOUND_PORT, &op);
 	return r < 0 ? -errno : r;
 }
 
 static int ev_interdomain(int fd, unsigned rdom, unsigned rport)
 {
-	struct ioctl_evtchn_bind_interdomain op = {.remote_domain = rdom, .remote_port = rport};
+	struct ioctl_evtchn_bind_interdomain op = { .remote_domain = rdom, .remote_port = rport };
 	int r = ioctl(fd, IOCTL_EVTCHN_BIND_INTERDOMAIN, &op);
 	return r < 0 ? -errno : r;
 }
 
 static int ev_notify(int fd, unsigned port)
 {
-	struct ioctl_evtchn_notify op = {.port = port};
+	struct ioctl_evtchn_notify op = { .port = port };
 	return ioctl(fd, IOCTL_EVTCHN_NOTIFY, &op) < 0 ? -errno : 0;
 }
 
 static int ev_unbind(int fd, unsigned port)
 {
-	struct ioctl_evtchn_unbind op = {.port = port};
+	struct ioctl_evtchn_unbind op = { .port = port };
 	return ioctl(fd, IOCTL_EVTCHN_UNBIND, &op) < 0 ? -errno : 0;
 }
 
@@ -63,7 +63,7 @@ static int ev_take(int fd)
 /* The next port within ms (0: none), still masked. */
 static int ev_wait_masked(int fd, int ms)
 {
-	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	uint32_t port;
 	int r = poll(&pfd, 1, ms);
 	if (r < 0)
@@ -168,7 +168,7 @@ int fig_evtchn(void)
 	int efd_ab = eventfd(0, EFD_CLOEXEC), efd_ba = eventfd(0, EFD_CLOEXEC);
 	if (efd_ab < 0 || efd_ba < 0 || link_init(&l) < 0)
 		return 1;
-	int keep[2] = {efd_ab, efd_ba};
+	int keep[2] = { efd_ab, efd_ba };
 	pid_t b = fork_domain(2, opt.cpu_b, &l, keep, 2);
 	if (b == 0)
 		ponger(&l, efd_ab, efd_ba);
@@ -179,10 +179,10 @@ int fig_evtchn(void)
 		return 1;
 	}
 	set_domid(1);
-	struct bench_op ev_rt = {.name = "evtchn rt/2"}, ev_ow = {.name = "evtchn one way"};
-	struct bench_op fd_rt = {.name = "eventfd rt/2"}, fd_ow = {.name = "eventfd one way"};
+	struct bench_op ev_rt = { .name = "evtchn rt/2" }, ev_ow = { .name = "evtchn one way" };
+	struct bench_op fd_rt = { .name = "eventfd rt/2" }, fd_ow = { .name = "eventfd one way" };
 	unsigned per = scaled(1000, 50), rounds = scaled(20, 2);
-	struct pinger p = {.l = &l, .efd_ab = efd_ab, .efd_ba = efd_ba};
+	struct pinger p = { .l = &l, .efd_ab = efd_ab, .efd_ba = efd_ba };
 	p.ta = calloc(per, sizeof(uint64_t));
 	p.tb = calloc(per, sizeof(uint64_t));
 	p.fd = open_dev("/dev/xen/evtchn");
@@ -240,7 +240,7 @@ out:
 /* ---- figure 4: SIGKILL -> unmap notification ---------------------------- */
 
 #define NOTIFY_OFF 100
-#define MARK 0x5a
+#define MARK	   0x5a
 
 /*
  * Domain 1, the granter, as libxengntshr shares a page with a notification:
@@ -251,19 +251,20 @@ static void victim(struct link *l, unsigned wport)
 {
 	int ga = open_dev("/dev/xen/gntalloc"), ev = open_dev("/dev/xen/evtchn");
 	int lport = ev < 0 ? -ENODEV : ev_interdomain(ev, 2, wport);
-	struct ioctl_gntalloc_alloc_gref a = {
-		.domid = 2, .flags = GNTALLOC_FLAG_WRITABLE, .count = 1};
+	struct ioctl_gntalloc_alloc_gref a = { .domid = 2,
+					       .flags = GNTALLOC_FLAG_WRITABLE,
+					       .count = 1 };
 	if (ga < 0 || lport < 0 || ioctl(ga, IOCTL_GNTALLOC_ALLOC_GREF, &a) < 0)
 		_exit(1);
 	char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, ga, (off_t)a.index);
 	if (p == MAP_FAILED)
 		_exit(1);
 	p[NOTIFY_OFF] = MARK;
-	struct ioctl_gntalloc_unmap_notify n = {
-		.index = a.index + NOTIFY_OFF,
-		.action = UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
-		.event_channel_port = (uint32_t)lport};
-	struct ioctl_gntalloc_dealloc_gref d = {.index = a.index, .count = 1};
+	struct ioctl_gntalloc_unmap_notify n = { .index = a.index + NOTIFY_OFF,
+						 .action = UNMAP_NOTIFY_CLEAR_BYTE |
+							   UNMAP_NOTIFY_SEND_EVENT,
+						 .event_channel_port = (uint32_t)lport };
+	struct ioctl_gntalloc_dealloc_gref d = { .index = a.index, .count = 1 };
 	if (ioctl(ga, IOCTL_GNTALLOC_SET_UNMAP_NOTIFY, &n) < 0 ||
 	    ioctl(ga, IOCTL_GNTALLOC_DEALLOC_GREF, &d) < 0)
 		_exit(1);
@@ -275,7 +276,7 @@ static void victim(struct link *l, unsigned wport)
 
 struct watcher {
 	int gd, ev;
-	bool yield; /* spin with sched_yield(): we share a CPU with the others */
+	bool yield;	    /* spin with sched_yield(): we share a CPU with the others */
 	unsigned anomalies; /* event before the byte was cleared */
 	unsigned lost;
 };
@@ -294,7 +295,7 @@ static int kill_once(struct watcher *w, struct samples *byte, struct samples *ev
 		victim(&l, (unsigned)wport);
 	uint64_t ref;
 	int r = pid < 0 ? -errno : link_recv(&l, &ref);
-	struct ioctl_gntdev_map_grant_ref m = {.count = 1};
+	struct ioctl_gntdev_map_grant_ref m = { .count = 1 };
 	volatile char *view = MAP_FAILED;
 	bool mapped = false;
 	if (r == 0) {
@@ -350,7 +351,7 @@ static int kill_once(struct watcher *w, struct samples *byte, struct samples *ev
 	if (view != MAP_FAILED)
 		munmap((void *)view, PAGE);
 	if (mapped) {
-		struct ioctl_gntdev_unmap_grant_ref u = {.index = m.index, .count = 1};
+		struct ioctl_gntdev_unmap_grant_ref u = { .index = m.index, .count = 1 };
 		ioctl(w->gd, IOCTL_GNTDEV_UNMAP_GRANT_REF, &u);
 	}
 	ev_unbind(w->ev, (unsigned)wport);
@@ -394,8 +395,9 @@ static int kill_eof_once(struct samples *s)
 int fig_kill(void)
 {
 	set_domid(2);
-	struct watcher w = {.gd = open_dev("/dev/xen/gntdev"), .ev = open_dev("/dev/xen/evtchn")};
-	struct bench_op byte = {.name = "byte"}, event = {.name = "event"}, eof = {.name = "eof"};
+	struct watcher w = { .gd = open_dev("/dev/xen/gntdev"), .ev = open_dev("/dev/xen/evtchn") };
+	struct bench_op byte = { .name = "byte" }, event = { .name = "event" },
+			eof = { .name = "eof" };
 	if (w.gd < 0 || w.ev < 0)
 		byte.err = event.err = -ENODEV;
 	w.yield = opt.cpu_a == opt.cpu_b || opt.cpu_a == opt.cpu_broker || opt.cpu_broker < 0;
@@ -404,7 +406,7 @@ int fig_kill(void)
 				 "on the byte with sched_yield()");
 	uint64_t start = now_ns();
 	unsigned warm = opt.kills / 50 + 2;
-	struct samples scratch = {0};
+	struct samples scratch = { 0 };
 	for (unsigned i = 0; i < opt.kills + warm; i++) {
 		bool keep = i >= warm;
 		int r;

@@ -78,7 +78,7 @@ static int op_memfd_map(void *ctx)
 
 static struct stat_sum sum_of(const struct bench_op *a, const struct bench_op *b)
 {
-	struct stat_sum s = {0};
+	struct stat_sum s = { 0 };
 	double x = median_of(a), y = median_of(b);
 	if (x > 0 && y > 0) {
 		s.median = x + y;
@@ -99,11 +99,12 @@ struct share {
 static int op_share_cycle(void *ctx)
 {
 	struct share *s = ctx;
-	struct ioctl_gntalloc_alloc_gref a = {
-		.domid = 2, .flags = GNTALLOC_FLAG_WRITABLE, .count = 1};
+	struct ioctl_gntalloc_alloc_gref a = { .domid = 2,
+					       .flags = GNTALLOC_FLAG_WRITABLE,
+					       .count = 1 };
 	if (ioctl(s->fd, IOCTL_GNTALLOC_ALLOC_GREF, &a) < 0)
 		return -errno;
-	struct ioctl_gntalloc_dealloc_gref d = {.index = a.index, .count = 1};
+	struct ioctl_gntalloc_dealloc_gref d = { .index = a.index, .count = 1 };
 	int r = 0;
 	char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, (off_t)a.index);
 	if (p == MAP_FAILED) {
@@ -122,21 +123,21 @@ static int op_share_cycle(void *ctx)
 
 int fig_gntalloc(void)
 {
-	struct fd_server srv = {.pid = 0, .sock = -1};
+	struct fd_server srv = { .pid = 0, .sock = -1 };
 	int r = fd_server_start(&srv);
 	if (r < 0) {
 		fprintf(stderr, "granted-bench: fd server: %s\n", strerror(-r));
 		return 1;
 	}
 	set_domid(1);
-	struct share plain = {.fd = open_dev("/dev/xen/gntalloc")};
-	struct share shr = {.fd = plain.fd, .dealloc_first = true};
+	struct share plain = { .fd = open_dev("/dev/xen/gntalloc") };
+	struct share shr = { .fd = plain.fd, .dealloc_first = true };
 	unsigned one = 1;
 	struct bench_op ops[] = {
-		{.name = "ours", .fn = op_share_cycle, .ctx = &plain},
-		{.name = "ours, xengntshr order", .fn = op_share_cycle, .ctx = &shr},
-		{.name = "memfd cycle", .fn = op_memfd_full, .ctx = &one},
-		{.name = "fd round trip", .fn = fd_round_trip, .ctx = &srv},
+		{ .name = "ours", .fn = op_share_cycle, .ctx = &plain },
+		{ .name = "ours, xengntshr order", .fn = op_share_cycle, .ctx = &shr },
+		{ .name = "memfd cycle", .fn = op_memfd_full, .ctx = &one },
+		{ .name = "fd round trip", .fn = fd_round_trip, .ctx = &srv },
 	};
 	if (plain.fd < 0)
 		ops[0].err = ops[1].err = -ENODEV;
@@ -166,8 +167,9 @@ static void granter(struct link *l)
 	int fd = open_dev("/dev/xen/gntalloc");
 	size_t sz = sizeof(struct ioctl_gntalloc_alloc_gref) + (BIG - 1) * sizeof(uint32_t);
 	struct ioctl_gntalloc_alloc_gref *big = calloc(1, sz);
-	struct ioctl_gntalloc_alloc_gref one = {
-		.domid = 2, .flags = GNTALLOC_FLAG_WRITABLE, .count = 1};
+	struct ioctl_gntalloc_alloc_gref one = { .domid = 2,
+						 .flags = GNTALLOC_FLAG_WRITABLE,
+						 .count = 1 };
 	uint32_t refs[1 + BIG];
 	if (fd < 0 || !big)
 		_exit(1);
@@ -223,7 +225,7 @@ static int op_map_cycle(void *ctx)
 	size_t len = (size_t)m->pages * PAGE;
 	if (ioctl(m->fd, IOCTL_GNTDEV_MAP_GRANT_REF, m->op) < 0)
 		return -errno;
-	struct ioctl_gntdev_unmap_grant_ref u = {.index = m->op->index, .count = m->pages};
+	struct ioctl_gntdev_unmap_grant_ref u = { .index = m->op->index, .count = m->pages };
 	int r = 0;
 	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, (off_t)u.index);
 	if (p == MAP_FAILED) {
@@ -244,7 +246,7 @@ static int check_contents(struct mapper *m)
 	if (ioctl(m->fd, IOCTL_GNTDEV_MAP_GRANT_REF, m->op) < 0)
 		return -errno;
 	size_t len = (size_t)m->pages * PAGE;
-	struct ioctl_gntdev_unmap_grant_ref u = {.index = m->op->index, .count = m->pages};
+	struct ioctl_gntdev_unmap_grant_ref u = { .index = m->op->index, .count = m->pages };
 	int r = 0;
 	char *p = mmap(NULL, len, PROT_READ, MAP_SHARED, m->fd, (off_t)u.index);
 	if (p == MAP_FAILED) {
@@ -278,7 +280,7 @@ static void verdict_le(const char *what, double ours, double factor, double base
 int fig_gntdev(void)
 {
 	struct link l;
-	struct fd_server srv = {.pid = 0, .sock = -1};
+	struct fd_server srv = { .pid = 0, .sock = -1 };
 	uint32_t refs[1 + BIG];
 	if (link_init(&l) < 0)
 		return 1;
@@ -297,18 +299,18 @@ int fig_gntdev(void)
 	}
 	set_domid(2);
 	int fd = open_dev("/dev/xen/gntdev");
-	struct mapper m1 = {0}, mb = {0};
-	struct memfd_map f1 = {.fd = -1}, fb = {.fd = -1}, f1p, fbp;
+	struct mapper m1 = { 0 }, mb = { 0 };
+	struct memfd_map f1 = { .fd = -1 }, fb = { .fd = -1 }, f1p, fbp;
 	struct bench_op small[] = {
-		{.name = "ours 1", .fn = op_map_cycle, .ctx = &m1},
-		{.name = "memfd 1", .fn = op_memfd_map, .ctx = &f1},
-		{.name = "memfd 1 populate", .fn = op_memfd_map, .ctx = &f1p},
-		{.name = "fd round trip", .fn = fd_round_trip, .ctx = &srv},
+		{ .name = "ours 1", .fn = op_map_cycle, .ctx = &m1 },
+		{ .name = "memfd 1", .fn = op_memfd_map, .ctx = &f1 },
+		{ .name = "memfd 1 populate", .fn = op_memfd_map, .ctx = &f1p },
+		{ .name = "fd round trip", .fn = fd_round_trip, .ctx = &srv },
 	};
 	struct bench_op big[] = {
-		{.name = "ours big", .fn = op_map_cycle, .ctx = &mb},
-		{.name = "memfd big", .fn = op_memfd_map, .ctx = &fb},
-		{.name = "memfd big populate", .fn = op_memfd_map, .ctx = &fbp},
+		{ .name = "ours big", .fn = op_map_cycle, .ctx = &mb },
+		{ .name = "memfd big", .fn = op_memfd_map, .ctx = &fb },
+		{ .name = "memfd big populate", .fn = op_memfd_map, .ctx = &fbp },
 	};
 	if (fd < 0 || mapper_init(&m1, fd, refs, 1) < 0 || mapper_init(&mb, fd, refs + 1, BIG) < 0)
 		small[0].err = big[0].err = fd < 0 ? -ENODEV : -ENOMEM;

@@ -45,20 +45,19 @@ static const struct figure {
 	int (*fn)(void);
 	unsigned timeout_s;
 } figures[] = {
-	{"alloc", "1", "gntalloc share cycle", fig_gntalloc, 120},
-	{"map", "2", "gntdev map cycle", fig_gntdev, 180},
-	{"evtchn", "3", "event channel notify->wake", fig_evtchn, 120},
-	{"kill", "4", "SIGKILL to unmap notification", fig_kill, 240},
-	{"copy", "5", "grant copy", fig_copy, 180},
+	{ "alloc", "1", "gntalloc share cycle", fig_gntalloc, 120 },
+	{ "map", "2", "gntdev map cycle", fig_gntdev, 180 },
+	{ "evtchn", "3", "event channel notify->wake", fig_evtchn, 120 },
+	{ "kill", "4", "SIGKILL to unmap notification", fig_kill, 240 },
+	{ "copy", "5", "grant copy", fig_copy, 180 },
 };
 #define NFIGURES (sizeof(figures) / sizeof(figures[0]))
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"Usage: granted-bench [OPTION]... [all | FIGURE...]\n"
-		"Measures granted against the kernel primitives it is built from.\n\n"
-		"Figures:\n");
+	fprintf(out, "Usage: granted-bench [OPTION]... [all | FIGURE...]\n"
+		     "Measures granted against the kernel primitives it is built from.\n\n"
+		     "Figures:\n");
 	for (size_t i = 0; i < NFIGURES; i++)
 		fprintf(out, "  %-8s %s. %s\n", figures[i].cmd, figures[i].num, figures[i].what);
 	fprintf(out,
@@ -90,15 +89,15 @@ static int parse_cpu(const char *s, int *out)
 static int parse_args(int argc, char **argv, bool *want)
 {
 	static const struct option lo[] = {
-		{"cpus", required_argument, NULL, 'c'},
-		{"broker-cpu", required_argument, NULL, 'b'},
-		{"scale", required_argument, NULL, 's'},
-		{"quick", no_argument, NULL, 'q'},
-		{"kills", required_argument, NULL, 'k'},
-		{"json", no_argument, NULL, 'j'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{ "cpus", required_argument, NULL, 'c' },
+		{ "broker-cpu", required_argument, NULL, 'b' },
+		{ "scale", required_argument, NULL, 's' },
+		{ "quick", no_argument, NULL, 'q' },
+		{ "kills", required_argument, NULL, 'k' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	bool broker_set = false;
 	int c, k;
@@ -154,7 +153,7 @@ static int parse_args(int argc, char **argv, bool *want)
 		if (!broker_set)
 			opt.cpu_broker = 0;
 	}
-	int cpus[] = {opt.cpu_a, opt.cpu_b, opt.cpu_broker};
+	int cpus[] = { opt.cpu_a, opt.cpu_b, opt.cpu_broker };
 	for (size_t i = 0; i < 3; i++) {
 		cpu_set_t set;
 		CPU_ZERO(&set);
@@ -249,7 +248,7 @@ static int start_broker(void)
 	}
 	close(p[1]);
 	char c;
-	struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+	struct pollfd pfd = { .fd = p[0], .events = POLLIN };
 	int ok = broker.pid > 0 && poll(&pfd, 1, 10000) == 1 && read(p[0], &c, 1) == 1;
 	close(p[0]);
 	if (!ok)
@@ -330,7 +329,7 @@ static void header(char *json, size_t len)
 static long steal_ms(void)
 {
 	FILE *f = fopen("/proc/stat", "re");
-	unsigned long long v[8] = {0};
+	unsigned long long v[8] = { 0 };
 	int n = f ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
 			   &v[3], &v[4], &v[5], &v[6], &v[7])
 		  : 0;
@@ -373,8 +372,9 @@ static int run_figure(const struct figure *f)
 	long steal = steal_ms() - steal0;
 	double secs = (double)(now_ns() - t0) / 1e9;
 	if (steal0 >= 0 && steal > 10 * secs)
-		result_note(f->num, "the hypervisor stole %ld ms of CPU time during this figure "
-				    "(%.1f s): expect noise",
+		result_note(f->num,
+			    "the hypervisor stole %ld ms of CPU time during this figure "
+			    "(%.1f s): expect noise",
 			    steal, secs);
 	if (broker.pid > 0 && waitpid(broker.pid, &status, WNOHANG) == broker.pid) {
 		result_verdict(f->num, V_FAIL, "the broker died during figure %s: status %#x",
@@ -392,7 +392,7 @@ static int run_figure(const struct figure *f)
 
 int main(int argc, char **argv)
 {
-	bool want[NFIGURES] = {0};
+	bool want[NFIGURES] = { 0 };
 	if (parse_args(argc, argv, want) < 0) {
 		usage(stderr);
 		return 2;

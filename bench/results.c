@@ -195,7 +195,7 @@ static void print_row(const struct result_line *l)
 
 void results_print_from(unsigned first)
 {
-	static const char *vtxt[] = {"FAIL", "PASS", "n/a "};
+	static const char *vtxt[] = { "FAIL", "PASS", "n/a " };
 	for (unsigned i = first; store && i < store->n; i++) {
 		const struct result_line *l = &store->lines[i];
 		switch (l->kind) {
@@ -246,7 +246,7 @@ static void json_stat(const struct stat_sum *s, const char *status)
 
 void results_print_json(const char *header_json)
 {
-	static const char *vtxt[] = {"FAIL", "PASS", "n/a"};
+	static const char *vtxt[] = { "FAIL", "PASS", "n/a" };
 	printf("{%s,\n \"rows\": [", header_json);
 	const char *sep = "\n";
 	for (unsigned i = 0; store && i < store->n; i++) {

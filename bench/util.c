@@ -50,7 +50,7 @@ void samples_add(struct samples *s, double ns)
 void samples_free(struct samples *s)
 {
 	free(s->v);
-	*s = (struct samples){0};
+	*s = (struct samples){ 0 };
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -68,7 +68,7 @@ static double percentile(const double *v, size_t n, double p)
 
 struct stat_sum summarize(struct samples *s)
 {
-	struct stat_sum r = {0};
+	struct stat_sum r = { 0 };
 	if (!s->n)
 		return r;
 	qsort(s->v, s->n, sizeof(double), cmp_double);
@@ -170,7 +170,7 @@ int link_init(struct link *l)
 
 void link_close(struct link *l)
 {
-	int *fds[] = {&l->rd, &l->wr, &l->other_rd, &l->other_wr};
+	int *fds[] = { &l->rd, &l->wr, &l->other_rd, &l->other_wr };
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (*fds[i] >= 0)
 			close(*fds[i]);
@@ -197,7 +197,7 @@ int link_recv_buf(struct link *l, void *buf, size_t len)
 {
 	char *p = buf;
 	while (len) {
-		struct pollfd pfd = {.fd = l->rd, .events = POLLIN};
+		struct pollfd pfd = { .fd = l->rd, .events = POLLIN };
 		int r = poll(&pfd, 1, 20000);
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -363,12 +363,12 @@ static void fd_server_loop(int sock)
 		union {
 			struct cmsghdr h;
 			char b[CMSG_SPACE(sizeof(int))];
-		} c = {0};
-		struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
-		struct msghdr m = {.msg_iov = &iov,
-				   .msg_iovlen = 1,
-				   .msg_control = c.b,
-				   .msg_controllen = sizeof(c.b)};
+		} c = { 0 };
+		struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+		struct msghdr m = { .msg_iov = &iov,
+				    .msg_iovlen = 1,
+				    .msg_control = c.b,
+				    .msg_controllen = sizeof(c.b) };
 		struct cmsghdr *h = CMSG_FIRSTHDR(&m);
 		h->cmsg_level = SOL_SOCKET;
 		h->cmsg_type = SCM_RIGHTS;
@@ -410,18 +410,17 @@ void fd_server_stop(struct fd_server *srv)
 int fd_round_trip(void *ctx)
 {
 	struct fd_server *srv = ctx;
-	char buf[FD_MSG] = {1};
+	char buf[FD_MSG] = { 1 };
 	if (send(srv->sock, buf, sizeof(buf), MSG_NOSIGNAL) != sizeof(buf))
 		return -errno;
 	union {
 		struct cmsghdr h;
 		char b[CMSG_SPACE(sizeof(int))];
 	} c;
-	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
-	struct msghdr m = {.msg_iov = &iov,
-			   .msg_iovlen = 1,
-			   .msg_control = c.b,
-			   .msg_controllen = sizeof(c.b)};
+	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+	struct msghdr m = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.b, .msg_controllen = sizeof(c.b)
+	};
 	ssize_t k = recvmsg(srv->sock, &m, MSG_CMSG_CLOEXEC);
 	if (k != sizeof(buf))
 		return k < 0 ? -errno : -EPROTO;

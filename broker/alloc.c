@@ -41,7 +41,7 @@ int allocation_create(struct domain *owner, uint32_t npages, uint16_t grantee, b
 	a->writable = writable;
 	a->live = npages;
 	for (uint32_t i = 0; i < npages; i++)
-		a->pages[i] = (struct gntalloc_page){.alloc = a, .idx = i};
+		a->pages[i] = (struct gntalloc_page){ .alloc = a, .idx = i };
 	owner->b->nallocs++;
 	*out = a;
 	return 0;

@@ -22,11 +22,11 @@ struct loop;
 struct policy;
 
 struct broker_config {
-	uint32_t max_grant_entries; /* per granting domain; Xen: 64 frames = 32768 */
-	uint32_t max_maptrack;	    /* grant pages one domain may map; Xen: 262144 */
-	uint32_t gntalloc_limit;    /* gntalloc pages per domain; Linux: 1024 */
-	uint32_t gntdev_map_limit;  /* refs per MAP_GRANT_REF; Linux: 65536 */
-	uint32_t max_ports;	    /* event channels per domain; libxl: 1023 */
+	uint32_t max_grant_entries;  /* per granting domain; Xen: 64 frames = 32768 */
+	uint32_t max_maptrack;	     /* grant pages one domain may map; Xen: 262144 */
+	uint32_t gntalloc_limit;     /* gntalloc pages per domain; Linux: 1024 */
+	uint32_t gntdev_map_limit;   /* refs per MAP_GRANT_REF; Linux: 65536 */
+	uint32_t max_ports;	     /* event channels per domain; libxl: 1023 */
 	uint32_t grant_end_delay_ms; /* Linux's deferred end of a grant still mapped: ~1 s */
 	uint32_t idle_exit_ms;	     /* exit after this long without clients; 0: never */
 	uint32_t max_connections;    /* per uid */
@@ -34,8 +34,8 @@ struct broker_config {
 	uint32_t max_files;    /* open device files and claims (EMFILE at open) */
 	uint32_t max_mappings; /* mmaps of grant devices (ENOMEM at mmap) */
 	uint32_t max_map_refs; /* refs recorded by MAP_GRANT_REF (ENOMEM) */
-	int log_level;		     /* LOG_ERR .. LOG_DEBUG */
-	uint16_t declared[64];	     /* domains that exist without processes */
+	int log_level;	       /* LOG_ERR .. LOG_DEBUG */
+	uint16_t declared[64]; /* domains that exist without processes */
 	unsigned ndeclared;
 	const struct policy *policy; /* NULL: the embedded default */
 	char policy_path[256];	     /* set by the "policy" key; main loads it */

@@ -31,18 +31,20 @@ int broker_config_set(struct broker_config *cfg, const char *key, const char *va
 		size_t off;
 		uint32_t min, max;
 	} keys[] = {
-		{"max-grant-entries", offsetof(struct broker_config, max_grant_entries),
-		 GNTTAB_NR_RESERVED_ENTRIES + 1, 1u << 24},
-		{"max-maptrack", offsetof(struct broker_config, max_maptrack), 0, 1u << 26},
-		{"gntalloc-limit", offsetof(struct broker_config, gntalloc_limit), 0, 1u << 24},
-		{"gntdev-map-limit", offsetof(struct broker_config, gntdev_map_limit), 1, 1u << 24},
-		{"max-ports", offsetof(struct broker_config, max_ports), 1, 131071},
-		{"grant-end-delay-ms", offsetof(struct broker_config, grant_end_delay_ms), 0, 3600000},
-		{"idle-exit-ms", offsetof(struct broker_config, idle_exit_ms), 0, UINT32_MAX},
-		{"max-connections", offsetof(struct broker_config, max_connections), 1, 1u << 20},
-		{"max-files", offsetof(struct broker_config, max_files), 1, 1u << 20},
-		{"max-mappings", offsetof(struct broker_config, max_mappings), 1, 1u << 24},
-		{"max-map-refs", offsetof(struct broker_config, max_map_refs), 1, 1u << 28},
+		{ "max-grant-entries", offsetof(struct broker_config, max_grant_entries),
+		  GNTTAB_NR_RESERVED_ENTRIES + 1, 1u << 24 },
+		{ "max-maptrack", offsetof(struct broker_config, max_maptrack), 0, 1u << 26 },
+		{ "gntalloc-limit", offsetof(struct broker_config, gntalloc_limit), 0, 1u << 24 },
+		{ "gntdev-map-limit", offsetof(struct broker_config, gntdev_map_limit), 1,
+		  1u << 24 },
+		{ "max-ports", offsetof(struct broker_config, max_ports), 1, 131071 },
+		{ "grant-end-delay-ms", offsetof(struct broker_config, grant_end_delay_ms), 0,
+		  3600000 },
+		{ "idle-exit-ms", offsetof(struct broker_config, idle_exit_ms), 0, UINT32_MAX },
+		{ "max-connections", offsetof(struct broker_config, max_connections), 1, 1u << 20 },
+		{ "max-files", offsetof(struct broker_config, max_files), 1, 1u << 20 },
+		{ "max-mappings", offsetof(struct broker_config, max_mappings), 1, 1u << 24 },
+		{ "max-map-refs", offsetof(struct broker_config, max_map_refs), 1, 1u << 28 },
 	};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		if (strcmp(key, keys[i].key) == 0)

@@ -22,8 +22,8 @@
 
 static const char *role_name(enum conn_role r)
 {
-	static const char *const names[] = {"new", "device", "attached", "admin", "claim",
-					    "control"};
+	static const char *const names[] = { "new",   "device", "attached",
+					     "admin", "claim",	"control" };
 	return names[r];
 }
 
@@ -137,10 +137,10 @@ void conn_reply(struct conn *c, const struct gr_hdr *req, int32_t result, const 
 			conn_kill(c, "an unacknowledged request failed");
 		return;
 	}
-	struct gr_hdr h = {.op = req->op,
-			   .size = (uint32_t)(sizeof(h) + len),
-			   .seq = req->seq,
-			   .result = result};
+	struct gr_hdr h = { .op = req->op,
+			    .size = (uint32_t)(sizeof(h) + len),
+			    .seq = req->seq,
+			    .result = result };
 	conn_send(c, &h, payload, len, fds, nfds);
 }
 
@@ -149,32 +149,33 @@ void conn_reply_more(struct conn *c, const struct gr_hdr *req, const void *paylo
 {
 	if (req->flags & GR_HDR_NOREPLY)
 		return;
-	struct gr_hdr h = {.op = req->op,
-			   .flags = GR_HDR_MORE,
-			   .size = (uint32_t)(sizeof(h) + len),
-			   .seq = req->seq};
+	struct gr_hdr h = { .op = req->op,
+			    .flags = GR_HDR_MORE,
+			    .size = (uint32_t)(sizeof(h) + len),
+			    .seq = req->seq };
 	conn_send(c, &h, payload, len, fds, nfds);
 }
 
-void conn_send_event(struct conn *c, uint16_t op, const void *payload, size_t len,
-		     const int *fds, unsigned nfds)
+void conn_send_event(struct conn *c, uint16_t op, const void *payload, size_t len, const int *fds,
+		     unsigned nfds)
 {
-	struct gr_hdr h = {.op = op, .size = (uint32_t)(sizeof(h) + len)};
+	struct gr_hdr h = { .op = op, .size = (uint32_t)(sizeof(h) + len) };
 	conn_send(c, &h, payload, len, fds, nfds);
 }
 
 int rows_begin(struct row_stream *s, struct conn *c, const struct gr_hdr *h, size_t row_size)
 {
-	*s = (struct row_stream){.c = c, .h = h, .row_size = row_size};
-	s->per_msg = (uint32_t)((GR_MSG_MAX - sizeof(struct gr_hdr) -
-				 sizeof(struct gr_list_reply)) / row_size);
+	*s = (struct row_stream){ .c = c, .h = h, .row_size = row_size };
+	s->per_msg =
+		(uint32_t)((GR_MSG_MAX - sizeof(struct gr_hdr) - sizeof(struct gr_list_reply)) /
+			   row_size);
 	s->buf = calloc(1, GR_MSG_MAX);
 	return s->buf ? 0 : -ENOMEM;
 }
 
 static size_t rows_len(const struct row_stream *s)
 {
-	struct gr_list_reply lr = {.n = s->n};
+	struct gr_list_reply lr = { .n = s->n };
 	memcpy(s->buf, &lr, sizeof(lr));
 	return sizeof(lr) + s->n * s->row_size;
 }
@@ -261,8 +262,8 @@ static int claim_checked(struct conn *c, uint16_t domid, struct domain **out)
 	return r;
 }
 
-static int on_hello(struct conn *c, const struct gr_hdr *h, const struct gr_hello *req,
-		    int *fds, unsigned nfds)
+static int on_hello(struct conn *c, const struct gr_hdr *h, const struct gr_hello *req, int *fds,
+		    unsigned nfds)
 {
 	struct broker *b = c->b;
 	int r;
@@ -324,18 +325,18 @@ static int on_hello(struct conn *c, const struct gr_hdr *h, const struct gr_hell
 	default:
 		return -EPROTO;
 	}
-	struct gr_hello_reply rep = {.version = GR_PROTO_VERSION,
-				     .kind = req->kind,
-				     .domid = req->domid,
-				     .file_id = c->file ? c->file->id : 0,
-				     .map_limit = b->cfg.gntdev_map_limit};
+	struct gr_hello_reply rep = { .version = GR_PROTO_VERSION,
+				      .kind = req->kind,
+				      .domid = req->domid,
+				      .file_id = c->file ? c->file->id : 0,
+				      .map_limit = b->cfg.gntdev_map_limit };
 	log_debug("pid %d connected as %s of domain %u", (int)c->peer.cred.pid, role_name(c->role),
 		  req->domid);
 	return hello_reply(c, h, &rep);
 }
 
-static int on_attach(struct conn *c, const struct gr_hdr *h, const struct gr_attach *req,
-		     int *fds, unsigned nfds)
+static int on_attach(struct conn *c, const struct gr_hdr *h, const struct gr_attach *req, int *fds,
+		     unsigned nfds)
 {
 	struct stat st;
 	if (req->version != GR_PROTO_VERSION || nfds != 1)
@@ -349,11 +350,11 @@ static int on_attach(struct conn *c, const struct gr_hdr *h, const struct gr_att
 			c->role = CONN_ATTACHED;
 			c->file = f;
 			list_append(&f->attached, &c->file_link);
-			struct gr_hello_reply rep = {.version = GR_PROTO_VERSION,
-						     .kind = (uint16_t)f->kind,
-						     .domid = f->dom->id,
-						     .file_id = f->id,
-						     .map_limit = c->b->cfg.gntdev_map_limit};
+			struct gr_hello_reply rep = { .version = GR_PROTO_VERSION,
+						      .kind = (uint16_t)f->kind,
+						      .domid = f->dom->id,
+						      .file_id = f->id,
+						      .map_limit = c->b->cfg.gntdev_map_limit };
 			return hello_reply(c, h, &rep);
 		}
 	}
@@ -507,7 +508,7 @@ static struct uid_count *uid_take(struct broker *b, uid_t uid)
 	if (!v)
 		return NULL;
 	b->uids = v;
-	b->uids[b->nuids] = (struct uid_count){.uid = uid, .conns = 1};
+	b->uids[b->nuids] = (struct uid_count){ .uid = uid, .conns = 1 };
 	return &b->uids[b->nuids++];
 }
 

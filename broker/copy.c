@@ -80,8 +80,10 @@ int copy_refs(struct conn *c, struct file *f, const struct gr_hdr *h, const void
 	if (len < sizeof(*req) || (len - sizeof(*req)) % sizeof(struct gr_copy_ref) ||
 	    (len - sizeof(*req)) / sizeof(struct gr_copy_ref) != req->n)
 		return -EPROTO;
-	enum { ROWS = (GR_MSG_MAX - sizeof(struct gr_hdr) - sizeof(struct gr_copy_reply)) /
-		      sizeof(struct gr_copy_row) };
+	enum {
+		ROWS = (GR_MSG_MAX - sizeof(struct gr_hdr) - sizeof(struct gr_copy_reply)) /
+		       sizeof(struct gr_copy_row)
+	};
 	static char buf[GR_MSG_MAX];
 	const struct gr_copy_ref *refs = (const void *)(req + 1);
 	struct gr_copy_reply *rep = (void *)buf;
@@ -98,8 +100,8 @@ int copy_refs(struct conn *c, struct file *f, const struct gr_hdr *h, const void
 		struct grant_entry *e = NULL;
 		struct domain *d = NULL;
 		int16_t st = check(c->b, f->dom, &r, &e, &d);
-		struct gr_copy_row row = {.status = st,
-					  .domid = r.domid == DOMID_SELF ? f->dom->id : r.domid};
+		struct gr_copy_row row = { .status = st,
+					   .domid = r.domid == DOMID_SELF ? f->dom->id : r.domid };
 		if (row.domid < DOMID_FIRST_RESERVED)
 			row.epoch = c->b->epoch[row.domid];
 		if (st == GNTST_okay) {
@@ -111,8 +113,9 @@ int copy_refs(struct conn *c, struct file *f, const struct gr_hdr *h, const void
 					break;
 			if (slot == nfds && nfds == GR_MSG_FDS_MAX) {
 				/* Out of fd room: send what we have, carry on. */
-				*rep = (struct gr_copy_reply){.first = first, .n = n};
-				conn_reply_more(c, h, buf, sizeof(*rep) + n * sizeof(*rows), fds, nfds);
+				*rep = (struct gr_copy_reply){ .first = first, .n = n };
+				conn_reply_more(c, h, buf, sizeof(*rep) + n * sizeof(*rows), fds,
+						nfds);
 				first += n;
 				n = 0;
 				nfds = 0;
@@ -132,14 +135,14 @@ int copy_refs(struct conn *c, struct file *f, const struct gr_hdr *h, const void
 		}
 		rows[n++] = row;
 		if (n == ROWS) {
-			*rep = (struct gr_copy_reply){.first = first, .n = n};
+			*rep = (struct gr_copy_reply){ .first = first, .n = n };
 			conn_reply_more(c, h, buf, sizeof(*rep) + n * sizeof(*rows), fds, nfds);
 			first += n;
 			n = 0;
 			nfds = 0;
 		}
 	}
-	*rep = (struct gr_copy_reply){.first = first, .n = n};
+	*rep = (struct gr_copy_reply){ .first = first, .n = n };
 	conn_reply(c, h, 0, buf, sizeof(*rep) + n * sizeof(*rows), fds, nfds);
 	return GR_REPLIED;
 }

@@ -177,7 +177,7 @@ static void ending_add(struct broker *b, struct domain *d, uint32_t ref)
 		b->ending_cap = cap;
 	}
 	e->queued = 1;
-	b->ending[b->nending++] = (struct ending_grant){.dom = d, .ref = ref};
+	b->ending[b->nending++] = (struct ending_grant){ .dom = d, .ref = ref };
 	broker_arm_timer(b);
 }
 
@@ -226,7 +226,7 @@ void broker_arm_timer(struct broker *b)
 		if (e->mapcount == 0 && (!first || e->end_at_ns < first))
 			first = e->end_at_ns;
 	}
-	struct itimerspec its = {0};
+	struct itimerspec its = { 0 };
 	if (first) {
 		its.it_value.tv_sec = (time_t)(first / 1000000000u);
 		its.it_value.tv_nsec = (long)(first % 1000000000u);

@@ -115,7 +115,7 @@ static void port_close(struct domain *d, uint32_t port)
 	if (p->state == GR_PORT_VIRQ)
 		d->virq_port[p->virq] = 0;
 	close(p->doorbell);
-	*p = (struct port){.doorbell = -1};
+	*p = (struct port){ .doorbell = -1 };
 	d->ports_used--;
 	domain_maybe_free(d);
 }
@@ -277,7 +277,8 @@ static int op_bind_interdomain(struct conn *c, struct file *f, const struct gr_h
 	uint32_t rdomid = req->remote_domain;
 	if (rdomid == DOMID_SELF)
 		rdomid = d->id;
-	struct domain *rd = rdomid < DOMID_FIRST_RESERVED ? domain_get(f->b, (uint16_t)rdomid) : NULL;
+	struct domain *rd =
+		rdomid < DOMID_FIRST_RESERVED ? domain_get(f->b, (uint16_t)rdomid) : NULL;
 	if (!rd)
 		return -ESRCH;
 	int r = ports_ensure(d);
@@ -303,7 +304,7 @@ static int op_bind_interdomain(struct conn *c, struct file *f, const struct gr_h
 	gen_bump(rd, rport);
 	/* "May have lost notifications": the binder's port fires once. */
 	ring(lp->doorbell);
-	int fds[2] = {lp->doorbell, rp->doorbell};
+	int fds[2] = { lp->doorbell, rp->doorbell };
 	return reply_port(c, h, d, port, fds, 2);
 }
 
@@ -368,7 +369,7 @@ static int op_port_info(struct conn *c, struct file *f, const struct gr_hdr *h,
 	struct domain *d = f->dom;
 	struct port *p = port_get(d, req->port);
 	if (!p) {
-		struct gr_ev_port rep = {.port = req->port};
+		struct gr_ev_port rep = { .port = req->port };
 		conn_reply(c, h, 0, &rep, sizeof(rep), NULL, 0);
 		return GR_REPLIED;
 	}
@@ -378,8 +379,8 @@ static int op_port_info(struct conn *c, struct file *f, const struct gr_hdr *h,
 	return reply_port(c, h, d, req->port, rp && here ? &rp->doorbell : NULL, rp && here);
 }
 
-int evtchn_handle(struct conn *c, struct file *f, const struct gr_hdr *h, const void *p,
-		  size_t len, int *fds, unsigned nfds)
+int evtchn_handle(struct conn *c, struct file *f, const struct gr_hdr *h, const void *p, size_t len,
+		  int *fds, unsigned nfds)
 {
 	(void)fds;
 	if (nfds != 0)
@@ -425,7 +426,7 @@ int evtchn_list(struct conn *c, const struct gr_hdr *h)
 			if (p->state == GR_PORT_FREE)
 				continue;
 			/* Pending: the doorbell holds an event nobody consumed. */
-			struct pollfd pfd = {.fd = p->doorbell, .events = POLLIN};
+			struct pollfd pfd = { .fd = p->doorbell, .events = POLLIN };
 			struct gr_port_row *row = rows_next(&rs);
 			*row = (struct gr_port_row){
 				.domid = (uint16_t)id,

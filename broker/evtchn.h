@@ -18,19 +18,19 @@ struct conn;
 struct domain;
 struct file;
 
-#define VIRQ_TIMER 0u
-#define VIRQ_DEBUG 1u
+#define VIRQ_TIMER   0u
+#define VIRQ_DEBUG   1u
 #define VIRQ_CONSOLE 2u
 #define VIRQ_DOM_EXC 3u
-#define NR_VIRQS 24u
+#define NR_VIRQS     24u
 
 int evtchn_file_init(struct file *f);
 /* Unbinds every port of the file, as the driver's release does. */
 void evtchn_release(struct file *f);
 /* Replies to HELLO or ATTACH of an evtchn file: adds the shared page. */
 int evtchn_hello_reply(struct conn *c, const struct gr_hdr *h, const struct gr_hello_reply *rep);
-int evtchn_handle(struct conn *c, struct file *f, const struct gr_hdr *h, const void *p,
-		  size_t len, int *fds, unsigned nfds);
+int evtchn_handle(struct conn *c, struct file *f, const struct gr_hdr *h, const void *p, size_t len,
+		  int *fds, unsigned nfds);
 
 /*
  * The event reference of SET_UNMAP_NOTIFY (ABI.md §3.9): succeeds only for a

@@ -89,7 +89,9 @@ static int reply_refs(struct conn *c, const struct gr_hdr *h, uint64_t index,
 	do {
 		uint32_t n = count - first < PER_MSG ? count - first : PER_MSG;
 		struct gr_alloc_reply *rep = (void *)buf;
-		*rep = (struct gr_alloc_reply){.index = index, .count = count, .first = first, .n = n};
+		*rep = (struct gr_alloc_reply){
+			.index = index, .count = count, .first = first, .n = n
+		};
 		uint32_t *refs = (uint32_t *)(rep + 1);
 		for (uint32_t i = 0; i < n; i++)
 			refs[i] = a->pages[first + i].ref;
@@ -114,7 +116,7 @@ static int op_alloc(struct conn *c, struct file *f, const struct gr_hdr *h,
 	int r;
 
 	if (count == 0) {
-		struct gr_alloc_reply rep = {.index = f->next_index};
+		struct gr_alloc_reply rep = { .index = f->next_index };
 		conn_reply(c, h, 0, &rep, sizeof(rep), NULL, 0);
 		return GR_REPLIED;
 	}
@@ -232,7 +234,7 @@ int gntalloc_mmap(struct conn *c, struct file *f, const struct gr_hdr *h, const 
 	for (uint64_t i = 0; i < npages; i++) {
 		pages[i] = f->pages[pos + i];
 		pages[i]->users++;
-		runs[i] = (struct run_page){pages[i]->alloc, pages[i]->idx};
+		runs[i] = (struct run_page){ pages[i]->alloc, pages[i]->idx };
 	}
 	map->pages = pages;
 	map->npages = (uint32_t)npages;

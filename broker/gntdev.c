@@ -148,7 +148,7 @@ static int map_finish(struct conn *c, struct file *f, const struct gr_hdr *h)
 			 (unsigned long long)(c->pending_index / XEN_PAGE_SIZE));
 		return -EPROTO;
 	}
-	struct gr_map_reply rep = {.index = index * XEN_PAGE_SIZE};
+	struct gr_map_reply rep = { .index = index * XEN_PAGE_SIZE };
 	conn_reply(c, &map_hdr, 0, &rep, sizeof(rep), NULL, 0);
 	return GR_REPLIED;
 fail:
@@ -161,8 +161,7 @@ fail:
 	return GR_REPLIED;
 }
 
-static int op_map(struct conn *c, struct file *f, const struct gr_hdr *h, const void *p,
-		  size_t len)
+static int op_map(struct conn *c, struct file *f, const struct gr_hdr *h, const void *p, size_t len)
 {
 	const struct gr_map *req = p;
 	if (len < sizeof(*req) || c->pending_refs)
@@ -281,8 +280,8 @@ int gntdev_mmap(struct conn *c, struct file *f, const struct gr_hdr *h, const st
 
 	if (writable && !(req->flags & GR_MMAP_SHARED))
 		return -EINVAL;
-	struct gntdev_map *m =
-		map_find(f, req->offset / XEN_PAGE_SIZE, (uint32_t)(req->len / XEN_PAGE_SIZE), NULL);
+	struct gntdev_map *m = map_find(f, req->offset / XEN_PAGE_SIZE,
+					(uint32_t)(req->len / XEN_PAGE_SIZE), NULL);
 	if (!m || (uint64_t)m->count * XEN_PAGE_SIZE != req->len)
 		return -EINVAL;
 	/* Each map can be mmapped once in its life (Linux >= 6.1). */
@@ -308,12 +307,12 @@ int gntdev_mmap(struct conn *c, struct file *f, const struct gr_hdr *h, const st
 			failed = true;
 			continue;
 		}
-		m->mapped[i] = (struct mapped_grant){.dom = g, .ref = m->refs[i].ref};
+		m->mapped[i] = (struct mapped_grant){ .dom = g, .ref = m->refs[i].ref };
 		grant_map_get(g, m->refs[i].ref);
 		f->dom->maptrack++;
 		m->nmapped++;
 		struct gntalloc_page *pg = g->gt[m->refs[i].ref].page;
-		runs[i] = (struct run_page){pg->alloc, pg->idx};
+		runs[i] = (struct run_page){ pg->alloc, pg->idx };
 	}
 	/* The pages that did map stay mapped until the map is destroyed, and
 	 * the map can never be mmapped again (ABI.md §4.11 step 7). */
@@ -343,8 +342,7 @@ void gntdev_release(struct file *f)
 	}
 }
 
-int gntdev_handle(struct conn *c, struct file *f, const struct gr_hdr *h, const void *p,
-		  size_t len)
+int gntdev_handle(struct conn *c, struct file *f, const struct gr_hdr *h, const void *p, size_t len)
 {
 	switch (h->op) {
 	case GR_OP_MAP:

@@ -83,8 +83,8 @@ struct port {
 	uint16_t remote_dom;
 	uint32_t remote_port;
 	uint32_t virq;
-	unsigned refs;	/* the binding + unmap notifications */
-	int doorbell;	/* eventfd; the broker keeps a copy while the port is open */
+	unsigned refs; /* the binding + unmap notifications */
+	int doorbell;  /* eventfd; the broker keeps a copy while the port is open */
 	struct evtchn_file *owner;
 };
 
@@ -137,7 +137,7 @@ struct gntdev_map {
 	bool in_use;
 	bool readonly;
 	bool over_quota; /* a predicted MAP beyond max-map-refs: mmap says ENOMEM */
-	unsigned users; /* 1 while listed + 1 per mapping */
+	unsigned users;	 /* 1 while listed + 1 per mapping */
 	struct gr_grant_ref *refs;
 	struct mapped_grant *mapped; /* after mmap */
 	uint32_t nmapped;
@@ -209,8 +209,8 @@ struct conn {
 	struct broker *b;
 	int fd;
 	struct loop_source *src;
-	struct list link;	/* broker->conns */
-	struct list file_link;	/* file->attached, for attach connections */
+	struct list link;      /* broker->conns */
+	struct list file_link; /* file->attached, for attach connections */
 	enum conn_role role;
 	struct conn_cred peer;
 	struct file *file;
@@ -244,7 +244,7 @@ struct broker {
 	struct list conns;
 	struct list dead_conns; /* killed this round, freed after dispatch */
 	struct list files;
-	uid_t uid; /* the broker's own user: the embedded policy */
+	uid_t uid;		/* the broker's own user: the embedded policy */
 	struct uid_count *uids; /* connections per user */
 	unsigned nuids;
 	unsigned nconns, nfiles, nallocs, nmappings;
@@ -309,8 +309,8 @@ void conn_reply(struct conn *c, const struct gr_hdr *req, int32_t result, const 
 void conn_reply_more(struct conn *c, const struct gr_hdr *req, const void *payload, size_t len,
 		     const int *fds, unsigned nfds);
 /* An unsolicited message (op, seq 0) to a client. */
-void conn_send_event(struct conn *c, uint16_t op, const void *payload, size_t len,
-		     const int *fds, unsigned nfds);
+void conn_send_event(struct conn *c, uint16_t op, const void *payload, size_t len, const int *fds,
+		     unsigned nfds);
 void conn_kill(struct conn *c, const char *why);
 
 /* A reply made of fixed-size rows, split over messages as needed. */

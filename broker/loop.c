@@ -61,8 +61,8 @@ struct loop_source *loop_add(struct loop *loop, int fd, uint32_t events, loop_fn
 	struct loop_source *src = calloc(1, sizeof(*src));
 	if (!src)
 		return NULL;
-	*src = (struct loop_source){.loop = loop, .fd = fd, .fn = fn, .data = data};
-	struct epoll_event ev = {.events = events, .data.ptr = src};
+	*src = (struct loop_source){ .loop = loop, .fd = fd, .fn = fn, .data = data };
+	struct epoll_event ev = { .events = events, .data.ptr = src };
 	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		int err = errno;
 		free(src);
@@ -78,7 +78,7 @@ struct loop_source *loop_add(struct loop *loop, int fd, uint32_t events, loop_fn
 
 int loop_modify(struct loop_source *src, uint32_t events)
 {
-	struct epoll_event ev = {.events = events, .data.ptr = src};
+	struct epoll_event ev = { .events = events, .data.ptr = src };
 	return epoll_ctl(src->loop->epfd, EPOLL_CTL_MOD, src->fd, &ev) < 0 ? -errno : 0;
 }
 

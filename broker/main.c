@@ -27,19 +27,18 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"Usage: granted [OPTION]...\n"
-		"The granted broker: Xen's grant tables, grant mappings and event channels\n"
-		"for ordinary processes.\n\n"
-		"  -s, --socket PATH      listen on PATH (default: see granted(8))\n"
-		"  -c, --config FILE      read settings from FILE\n"
-		"  -p, --policy FILE      who may act as which domain (see granted(8))\n"
-		"  -o, --set KEY=VALUE    one setting, as in the config file\n"
-		"  -l, --log-level LEVEL  error, warning, info or debug\n"
-		"  -r, --ready-fd FD      write a newline to FD once listening\n"
-		"  -i, --idle-exit SEC    exit after SEC seconds without any client\n"
-		"  -h, --help             show this help\n"
-		"  -V, --version          show the version\n");
+	fprintf(out, "Usage: granted [OPTION]...\n"
+		     "The granted broker: Xen's grant tables, grant mappings and event channels\n"
+		     "for ordinary processes.\n\n"
+		     "  -s, --socket PATH      listen on PATH (default: see granted(8))\n"
+		     "  -c, --config FILE      read settings from FILE\n"
+		     "  -p, --policy FILE      who may act as which domain (see granted(8))\n"
+		     "  -o, --set KEY=VALUE    one setting, as in the config file\n"
+		     "  -l, --log-level LEVEL  error, warning, info or debug\n"
+		     "  -r, --ready-fd FD      write a newline to FD once listening\n"
+		     "  -i, --idle-exit SEC    exit after SEC seconds without any client\n"
+		     "  -h, --help             show this help\n"
+		     "  -V, --version          show the version\n");
 }
 
 static int mkdir_parents(const char *path, mode_t mode)
@@ -61,7 +60,7 @@ static int mkdir_parents(const char *path, mode_t mode)
 /* Binds and listens on path, after making sure no live broker owns it. */
 static int listen_on(const char *path)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		log_err("socket path too long: %s", path);
@@ -108,8 +107,9 @@ static void notify_ready(int ready_fd)
 		close(ready_fd);
 	}
 	const char *ns = getenv("NOTIFY_SOCKET");
-	if (ns && (ns[0] == '/' || ns[0] == '@') && strlen(ns) < sizeof(((struct sockaddr_un *)0)->sun_path)) {
-		struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (ns && (ns[0] == '/' || ns[0] == '@') &&
+	    strlen(ns) < sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
 		strcpy(sa.sun_path, ns);
 		if (sa.sun_path[0] == '@')
 			sa.sun_path[0] = '\0';
@@ -141,16 +141,16 @@ static void on_signal(void *data, uint32_t events)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"socket", required_argument, NULL, 's'},
-		{"config", required_argument, NULL, 'c'},
-		{"policy", required_argument, NULL, 'p'},
-		{"set", required_argument, NULL, 'o'},
-		{"log-level", required_argument, NULL, 'l'},
-		{"ready-fd", required_argument, NULL, 'r'},
-		{"idle-exit", required_argument, NULL, 'i'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{0},
+		{ "socket", required_argument, NULL, 's' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "policy", required_argument, NULL, 'p' },
+		{ "set", required_argument, NULL, 'o' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "ready-fd", required_argument, NULL, 'r' },
+		{ "idle-exit", required_argument, NULL, 'i' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 },
 	};
 	struct broker_config cfg;
 	const char *socket_opt = NULL, *config = NULL;
@@ -289,7 +289,7 @@ int main(int argc, char **argv)
 		log_err("cannot start: %s", strerror(-r));
 		return 1;
 	}
-	struct sig_ctx sig = {.b = b, .fd = sfd};
+	struct sig_ctx sig = { .b = b, .fd = sfd };
 	if (sfd < 0 || !loop_add(broker_loop(b), sfd, EPOLLIN, on_signal, &sig)) {
 		log_err("signalfd: %s", strerror(errno));
 		return 1;

@@ -39,7 +39,7 @@ int mapping_create(struct file *f, struct conn *c, struct mapping **out, int *to
 	if (f->dom->mappings >= f->b->cfg.max_mappings)
 		return -ENOMEM;
 	struct mapping *m = calloc(1, sizeof(*m));
-	int p[2] = {-1, -1};
+	int p[2] = { -1, -1 };
 	if (!m)
 		return -ENOMEM;
 	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
@@ -106,7 +106,7 @@ int mapping_munmap(struct conn *c, struct file *f, const struct gr_hdr *h,
 		/* The client closed its copy before asking: if that was the
 		 * last one, the hang-up is already visible; handle it now so
 		 * that the notification has fired when the reply arrives. */
-		struct pollfd pfd = {.fd = m->token_fd, .events = 0};
+		struct pollfd pfd = { .fd = m->token_fd, .events = 0 };
 		if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLHUP))
 			mapping_release(m);
 		return 0;
@@ -176,7 +176,7 @@ int mapping_send(struct conn *c, const struct gr_hdr *h, struct mapping *m, int 
 	rb->c = c;
 	rb->h = h;
 	rb->token = token;
-	rb->head = (struct gr_mmap_reply){.mapping_id = m->id, .writable = writable};
+	rb->head = (struct gr_mmap_reply){ .mapping_id = m->id, .writable = writable };
 	/* The first message says how many runs the whole reply has. */
 	for (uint32_t i = 0; i < npages; i++)
 		if (i == 0 || pages[i].alloc != pages[i - 1].alloc ||

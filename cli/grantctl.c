@@ -24,22 +24,20 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"Usage: grantctl run --domid N [--no-start] [--] COMMAND [ARG]...\n"
-		"       grantctl domains [--json]\n"
-		"       grantctl grants [--json]\n"
-		"       grantctl ports [--json]\n"
-		"\n"
-		"  run      run COMMAND as domain N: /dev/xen/gntalloc, gntdev and evtchn\n"
-		"           work in it, served by the granted broker (started if none runs)\n"
-		"  domains  live domains and their use of every limit\n"
-		"  grants   live grants, and who maps them\n"
-		"  ports    live event channels\n");
+	fprintf(out, "Usage: grantctl run --domid N [--no-start] [--] COMMAND [ARG]...\n"
+		     "       grantctl domains [--json]\n"
+		     "       grantctl grants [--json]\n"
+		     "       grantctl ports [--json]\n"
+		     "\n"
+		     "  run      run COMMAND as domain N: /dev/xen/gntalloc, gntdev and evtchn\n"
+		     "           work in it, served by the granted broker (started if none runs)\n"
+		     "  domains  live domains and their use of every limit\n"
+		     "  grants   live grants, and who maps them\n"
+		     "  ports    live event channels\n");
 }
 
 /* A file next to ours (build tree) or its installed path. */
-static int find_file(const char *env, const char *rel, const char *installed, char *out,
-		     size_t len)
+static int find_file(const char *env, const char *rel, const char *installed, char *out, size_t len)
 {
 	const char *e = getenv(env);
 	if (e && *e) {
@@ -99,7 +97,7 @@ static int start_broker(void)
 	waitpid(pid, NULL, 0);
 	/* A newline once it listens; end of file if it could not start
 	 * (perhaps because another grantctl started one just now). */
-	struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+	struct pollfd pfd = { .fd = p[0], .events = POLLIN };
 	char c = 0;
 	if (poll(&pfd, 1, 10000) == 1 && read(p[0], &c, 1) != 1)
 		c = 0;
@@ -121,10 +119,10 @@ static int parse_domid(const char *s, uint16_t *out)
 static int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"domid", required_argument, NULL, 'd'},
-		{"no-start", no_argument, NULL, 'n'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+		{ "domid", required_argument, NULL, 'd' },
+		{ "no-start", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
 	};
 	uint16_t domid = 0;
 	bool have_domid = false, no_start = false;
@@ -158,7 +156,8 @@ static int cmd_run(int argc, char **argv)
 	char preload[PATH_MAX];
 	if (find_file("GRANTED_PRELOAD", "../shim/libgranted-preload.so", GRANTED_PRELOAD_INSTALLED,
 		      preload, sizeof(preload)) < 0) {
-		fprintf(stderr, "grantctl: cannot find libgranted-preload.so (set GRANTED_PRELOAD)\n");
+		fprintf(stderr,
+			"grantctl: cannot find libgranted-preload.so (set GRANTED_PRELOAD)\n");
 		return 1;
 	}
 	/* Claiming the domain is also how we learn whether a broker listens. */
@@ -193,7 +192,8 @@ static int cmd_run(int argc, char **argv)
 	char buf[PATH_MAX * 2 + 16];
 	const char *old = getenv("LD_PRELOAD");
 	/* After any preload already there (an ASan runtime must stay first). */
-	snprintf(buf, sizeof(buf), "%s%s%s", old && *old ? old : "", old && *old ? ":" : "", preload);
+	snprintf(buf, sizeof(buf), "%s%s%s", old && *old ? old : "", old && *old ? ":" : "",
+		 preload);
 	setenv("LD_PRELOAD", buf, 1);
 	snprintf(buf, sizeof(buf), "%u", domid);
 	setenv("GRANTED_DOMID", buf, 1);

@@ -119,7 +119,7 @@ int show_grants(bool json)
 
 int show_ports(bool json)
 {
-	static const char *const states[] = {"free", "unbound", "interdomain", "virq"};
+	static const char *const states[] = { "free", "unbound", "interdomain", "virq" };
 	struct granted_port_info *p;
 	ssize_t n = granted_list_ports(&p);
 	if (n < 0)

@@ -45,7 +45,7 @@ static inline void list_remove(struct list *elm)
 /* Safe against removal of the current element. */
 #define list_for_each(pos, tmp, head, type, member)                                                \
 	for (struct list *pos##_l = (head)->next, *tmp = pos##_l->next;                            \
-	     pos##_l != (head) && ((pos = list_entry(pos##_l, type, member)), 1);                   \
+	     pos##_l != (head) && ((pos = list_entry(pos##_l, type, member)), 1);                  \
 	     pos##_l = tmp, tmp = pos##_l->next)
 
 #endif

@@ -24,8 +24,10 @@ int log_parse_level(const char *s)
 	static const struct {
 		const char *name;
 		int level;
-	} names[] = {{"error", LOG_ERR}, {"warning", LOG_WARNING}, {"info", LOG_INFO},
-		     {"debug", LOG_DEBUG}};
+	} names[] = { { "error", LOG_ERR },
+		      { "warning", LOG_WARNING },
+		      { "info", LOG_INFO },
+		      { "debug", LOG_DEBUG } };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcasecmp(s, names[i].name) == 0)
 			return names[i].level;
@@ -36,7 +38,7 @@ int log_parse_level(const char *s)
 
 void log_printf(int level, const char *fmt, ...)
 {
-	static const char *const tags[] = {"", "", "", "error", "warning", "", "info", "debug"};
+	static const char *const tags[] = { "", "", "", "error", "warning", "", "info", "debug" };
 	int saved = errno;
 	if (level <= current_level) {
 		struct timespec ts;

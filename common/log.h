@@ -14,9 +14,9 @@ int log_get_level(void);
 int log_parse_level(const char *s);
 void log_printf(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_err(...) log_printf(LOG_ERR, __VA_ARGS__)
-#define log_warn(...) log_printf(LOG_WARNING, __VA_ARGS__)
-#define log_info(...) log_printf(LOG_INFO, __VA_ARGS__)
+#define log_err(...)   log_printf(LOG_ERR, __VA_ARGS__)
+#define log_warn(...)  log_printf(LOG_WARNING, __VA_ARGS__)
+#define log_info(...)  log_printf(LOG_INFO, __VA_ARGS__)
 #define log_debug(...) log_printf(LOG_DEBUG, __VA_ARGS__)
 
 #endif

@@ -27,15 +27,15 @@ enum gr_kind {
 	GR_KIND_GNTALLOC = 1,
 	GR_KIND_GNTDEV = 2,
 	GR_KIND_EVTCHN = 3,
-	GR_KIND_ADMIN = 4, /* grantctl queries; claims no domain */
-	GR_KIND_CLAIM = 5, /* keeps a domain alive (grantctl run) */
+	GR_KIND_ADMIN = 4,   /* grantctl queries; claims no domain */
+	GR_KIND_CLAIM = 5,   /* keeps a domain alive (grantctl run) */
 	GR_KIND_CONTROL = 6, /* a process's own: GR_OP_SYNC_FILE, no domain */
 };
 
 enum gr_op {
 	/* connection setup */
-	GR_OP_HELLO = 1,  /* gr_hello -> gr_hello_reply */
-	GR_OP_ATTACH = 2, /* gr_attach + fd (the device socket) -> gr_hello_reply */
+	GR_OP_HELLO = 1,   /* gr_hello -> gr_hello_reply */
+	GR_OP_ATTACH = 2,  /* gr_attach + fd (the device socket) -> gr_hello_reply */
 	GR_OP_BARRIER = 3, /* no payload -> result 0 once everything before is done */
 
 	/* gntalloc */
@@ -49,7 +49,8 @@ enum gr_op {
 	GR_OP_UNMAP = 22,      /* gr_range -> result */
 	GR_OP_DEV_NOTIFY = 23, /* gr_notify -> result */
 
-	GR_OP_COPY_REFS = 24, /* gr_copy_refs + gr_copy_ref[] -> gr_copy_reply + rows (stream), fds */
+	GR_OP_COPY_REFS =
+		24, /* gr_copy_refs + gr_copy_ref[] -> gr_copy_reply + rows (stream), fds */
 
 	/* both grant devices */
 	GR_OP_MMAP = 30,   /* gr_mmap -> gr_mmap_reply + runs[] (stream), fds */
@@ -75,7 +76,7 @@ enum gr_op {
 
 /* gr_hdr.flags */
 #define GR_HDR_NOREPLY 0x1u /* request: the sender will not read a reply */
-#define GR_HDR_MORE 0x2u    /* reply: further messages of this reply follow */
+#define GR_HDR_MORE    0x2u /* reply: further messages of this reply follow */
 
 struct gr_hdr {
 	uint16_t op;
@@ -109,8 +110,8 @@ struct gr_hello_reply {
 	uint32_t version;
 	uint16_t kind;
 	uint16_t domid;
-	uint64_t file_id;	   /* broker-unique id of the open file */
-	uint32_t map_limit;	   /* refs per MAP_GRANT_REF (checked before the refs are read) */
+	uint64_t file_id;   /* broker-unique id of the open file */
+	uint32_t map_limit; /* refs per MAP_GRANT_REF (checked before the refs are read) */
 	uint32_t pad;
 };
 _Static_assert(sizeof(struct gr_hello_reply) == 24, "gr_hello_reply");
@@ -216,7 +217,7 @@ struct gr_copy_reply {
 _Static_assert(sizeof(struct gr_copy_reply) == 8, "gr_copy_reply");
 
 struct gr_copy_row {
-	int16_t status;	  /* GNTST_okay, _general_error, _bad_domain, _bad_gntref */
+	int16_t status;	   /* GNTST_okay, _general_error, _bad_domain, _bad_gntref */
 	uint16_t fd_index; /* okay: index into this message's fds */
 	uint32_t page;	   /* okay: page of the ref within that fd */
 	uint32_t epoch;	   /* the granting domain's grant epoch when checked */
@@ -247,8 +248,8 @@ _Static_assert(sizeof(struct gr_mmap) == 24, "gr_mmap");
  */
 struct gr_mmap_reply {
 	uint64_t mapping_id;
-	uint32_t nruns; /* in the whole reply */
-	uint32_t n;	/* in this message */
+	uint32_t nruns;	   /* in the whole reply */
+	uint32_t n;	   /* in this message */
 	uint32_t writable; /* the fds are writable (a rw grant, or the owner) */
 	uint32_t pad;
 	/* struct gr_run runs[n] */
@@ -316,7 +317,7 @@ _Static_assert(sizeof(struct gr_ev_port) == 24, "gr_ev_port");
 struct gr_ev_shared {
 	uint32_t restrict_domid; /* GR_EV_UNRESTRICTED or the domid */
 	uint32_t nports;	 /* entries in gen[] and masked[] */
-	/* uint32_t gen[nports]; uint8_t masked[nports]; */
+				 /* uint32_t gen[nports]; uint8_t masked[nports]; */
 };
 _Static_assert(sizeof(struct gr_ev_shared) == 8, "gr_ev_shared");
 #define GR_EV_UNRESTRICTED 0xFFFFu
@@ -363,8 +364,8 @@ struct gr_domain_row {
 _Static_assert(sizeof(struct gr_domain_row) == 64, "gr_domain_row");
 
 enum gr_grant_state {
-	GR_GRANT_ACTIVE = 1,   /* owned by a gntalloc file */
-	GR_GRANT_ENDING = 2,   /* released by its owner, still mapped or cooling down */
+	GR_GRANT_ACTIVE = 1, /* owned by a gntalloc file */
+	GR_GRANT_ENDING = 2, /* released by its owner, still mapped or cooling down */
 };
 
 struct gr_grant_row {

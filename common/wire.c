@@ -13,8 +13,8 @@ int gr_send(int sock, const void *msg, size_t len, const int *fds, unsigned nfds
 		char buf[CMSG_SPACE(sizeof(int) * GR_MSG_FDS_MAX)];
 		struct cmsghdr align;
 	} control;
-	struct iovec iov = {.iov_base = (void *)msg, .iov_len = len};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	struct iovec iov = { .iov_base = (void *)msg, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
 	if (nfds > GR_MSG_FDS_MAX)
 		return -EINVAL;
@@ -56,7 +56,7 @@ ssize_t gr_recv(int sock, void *buf, size_t cap, int *fds, unsigned max_fds, uns
 		char buf[CMSG_SPACE(sizeof(int) * 253)];
 		struct cmsghdr align;
 	} control;
-	struct iovec iov = {.iov_base = buf, .iov_len = cap};
+	struct iovec iov = { .iov_base = buf, .iov_len = cap };
 	struct msghdr mh = {
 		.msg_iov = &iov,
 		.msg_iovlen = 1,

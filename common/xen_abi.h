@@ -22,22 +22,22 @@ typedef uint32_t grant_ref_t;
 #include <xen/gntdev.h>
 
 /* Values the uapi headers leave to the hypervisor's public headers. */
-#define XEN_PAGE_SIZE 4096u
-#define XEN_PAGE_SHIFT 12
-#define DOMID_FIRST_RESERVED 0x7FF0u
-#define DOMID_SELF 0x7FF0u
+#define XEN_PAGE_SIZE		   4096u
+#define XEN_PAGE_SHIFT		   12
+#define DOMID_FIRST_RESERVED	   0x7FF0u
+#define DOMID_SELF		   0x7FF0u
 #define GNTTAB_NR_RESERVED_ENTRIES 8u
 
 #define GNTCOPY_source_gref 1u
-#define GNTCOPY_dest_gref 2u
+#define GNTCOPY_dest_gref   2u
 
-#define GNTST_okay 0
-#define GNTST_general_error (-1)
-#define GNTST_bad_domain (-2)
-#define GNTST_bad_gntref (-3)
+#define GNTST_okay		0
+#define GNTST_general_error	(-1)
+#define GNTST_bad_domain	(-2)
+#define GNTST_bad_gntref	(-3)
 #define GNTST_permission_denied (-8)
-#define GNTST_bad_page (-9)
-#define GNTST_bad_copy_arg (-10)
+#define GNTST_bad_page		(-9)
+#define GNTST_bad_copy_arg	(-10)
 
 /* Layouts (x86-64), as ABI.md §1.3 gives them. */
 _Static_assert(sizeof(struct ioctl_gntalloc_alloc_gref) == 24, "alloc_gref");

@@ -33,9 +33,12 @@ static int writer(void)
 		perror("writer: open /dev/xen/gntalloc");
 		return 1;
 	}
-	struct ioctl_gntalloc_alloc_gref rw = {.domid = 2, .flags = GNTALLOC_FLAG_WRITABLE, .count = 1};
-	struct ioctl_gntalloc_alloc_gref ro = {.domid = 2, .flags = 0, .count = 1};
-	if (ioctl(fd, IOCTL_GNTALLOC_ALLOC_GREF, &rw) || ioctl(fd, IOCTL_GNTALLOC_ALLOC_GREF, &ro)) {
+	struct ioctl_gntalloc_alloc_gref rw = { .domid = 2,
+						.flags = GNTALLOC_FLAG_WRITABLE,
+						.count = 1 };
+	struct ioctl_gntalloc_alloc_gref ro = { .domid = 2, .flags = 0, .count = 1 };
+	if (ioctl(fd, IOCTL_GNTALLOC_ALLOC_GREF, &rw) ||
+	    ioctl(fd, IOCTL_GNTALLOC_ALLOC_GREF, &ro)) {
 		perror("writer: ALLOC_GREF");
 		return 1;
 	}
@@ -63,7 +66,7 @@ static int writer(void)
 
 static char *map_ref(int fd, uint32_t ref, int prot, uint64_t *index)
 {
-	struct ioctl_gntdev_map_grant_ref op = {.count = 1};
+	struct ioctl_gntdev_map_grant_ref op = { .count = 1 };
 	op.refs[0].domid = 1;
 	op.refs[0].ref = ref;
 	if (ioctl(fd, IOCTL_GNTDEV_MAP_GRANT_REF, &op))
@@ -100,7 +103,7 @@ static int reader(uint32_t ref_rw, uint32_t ref_ro)
 	sleep(1);
 	munmap(p, PAGE);
 	munmap(ro, PAGE);
-	struct ioctl_gntdev_unmap_grant_ref un = {.index = i_rw, .count = 1};
+	struct ioctl_gntdev_unmap_grant_ref un = { .index = i_rw, .count = 1 };
 	ioctl(fd, IOCTL_GNTDEV_UNMAP_GRANT_REF, &un);
 	close(fd);
 	return 0;
@@ -111,7 +114,8 @@ int main(int argc, char **argv)
 	if (argc == 2 && strcmp(argv[1], "writer") == 0)
 		return writer();
 	if (argc == 4 && strcmp(argv[1], "reader") == 0)
-		return reader((uint32_t)strtoul(argv[2], NULL, 0), (uint32_t)strtoul(argv[3], NULL, 0));
+		return reader((uint32_t)strtoul(argv[2], NULL, 0),
+			      (uint32_t)strtoul(argv[3], NULL, 0));
 	fprintf(stderr, "usage: demo writer | demo reader REF_RW REF_RO\n");
 	return 2;
 }

@@ -43,13 +43,13 @@ static ssize_t list_raw(uint16_t op, size_t row_size, char **out)
 	if (r < 0)
 		return r;
 	char *buf = malloc(GR_MSG_MAX);
-	struct chan ch = {.fd = fd};
-	struct list_ctx lc = {.row_size = row_size};
+	struct chan ch = { .fd = fd };
+	struct list_ctx lc = { .row_size = row_size };
 	if (!buf) {
 		close(fd);
 		return -ENOMEM;
 	}
-	struct gr_hello hello = {.version = GR_PROTO_VERSION, .kind = GR_KIND_ADMIN};
+	struct gr_hello hello = { .version = GR_PROTO_VERSION, .kind = GR_KIND_ADMIN };
 	r = chan_call_fd(&ch, buf, GR_OP_HELLO, &hello, sizeof(hello), NULL, 0, NULL, NULL);
 	if (r >= 0)
 		r = chan_call_fd(&ch, buf, op, NULL, 0, NULL, 0, on_rows, &lc);
@@ -189,8 +189,10 @@ GR_EXPORT int granted_claim_domain(uint16_t domid)
 		close(fd);
 		return -ENOMEM;
 	}
-	struct chan ch = {.fd = fd};
-	struct gr_hello hello = {.version = GR_PROTO_VERSION, .kind = GR_KIND_CLAIM, .domid = domid};
+	struct chan ch = { .fd = fd };
+	struct gr_hello hello = { .version = GR_PROTO_VERSION,
+				  .kind = GR_KIND_CLAIM,
+				  .domid = domid };
 	r = chan_call_fd(&ch, buf, GR_OP_HELLO, &hello, sizeof(hello), NULL, 0, NULL, NULL);
 	free(buf);
 	if (r < 0) {

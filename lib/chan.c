@@ -58,7 +58,7 @@ GR_EXPORT int granted_socket_path(char *buf, size_t len)
 
 int gr_connect(int *out)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int r = gr_socket_path(sa.sun_path, sizeof(sa.sun_path));
 	if (r < 0)
 		return r;
@@ -81,7 +81,7 @@ int gr_connect(int *out)
 static int send_on(struct chan *ch, char *buf, uint16_t op, uint16_t flags, const void *req,
 		   size_t len, const int *fds, unsigned nfds, uint32_t *seq)
 {
-	struct gr_hdr h = {.op = op, .flags = flags, .size = (uint32_t)(sizeof(h) + len)};
+	struct gr_hdr h = { .op = op, .flags = flags, .size = (uint32_t)(sizeof(h) + len) };
 	if (++ch->seq == 0)
 		ch->seq = 1;
 	h.seq = ch->seq;
@@ -157,9 +157,10 @@ static int chan_ensure(struct granted_dev *dev)
 	int fd, r = gr_connect(&fd);
 	if (r < 0)
 		return r == -ENOENT ? -EIO : r;
-	struct chan ch = {.fd = fd, .forkgen = gen};
-	struct gr_attach at = {.version = GR_PROTO_VERSION};
-	r = chan_call_fd(&ch, dev->buf, GR_OP_ATTACH, &at, sizeof(at), &dev->conn_fd, 1, NULL, NULL);
+	struct chan ch = { .fd = fd, .forkgen = gen };
+	struct gr_attach at = { .version = GR_PROTO_VERSION };
+	r = chan_call_fd(&ch, dev->buf, GR_OP_ATTACH, &at, sizeof(at), &dev->conn_fd, 1, NULL,
+			 NULL);
 	if (r < 0) {
 		close(fd);
 		return r == -ENODEV ? -EIO : r;
@@ -184,7 +185,7 @@ int chan_queue(struct granted_dev *dev, uint16_t op, uint16_t flags, const void 
 		if (r < 0)
 			return r;
 	}
-	struct gr_hdr h = {.op = op, .flags = flags, .size = (uint32_t)total};
+	struct gr_hdr h = { .op = op, .flags = flags, .size = (uint32_t)total };
 	if (++dev->chan.seq == 0)
 		dev->chan.seq = 1;
 	h.seq = dev->chan.seq;
@@ -229,12 +230,12 @@ static int flush_with(struct granted_dev *dev, const char *extra, size_t extra_l
 	struct iovec iov[OUTBOX_MSGS + 1];
 	unsigned n = 0;
 	for (unsigned i = 0; i < ob->n; i++, n++) {
-		iov[n] = (struct iovec){ob->buf + ob->off[i], ob->len[i]};
-		mm[n] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[n], .msg_iovlen = 1}};
+		iov[n] = (struct iovec){ ob->buf + ob->off[i], ob->len[i] };
+		mm[n] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[n], .msg_iovlen = 1 } };
 	}
 	if (extra) {
-		iov[n] = (struct iovec){(void *)extra, extra_len};
-		mm[n] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[n], .msg_iovlen = 1}};
+		iov[n] = (struct iovec){ (void *)extra, extra_len };
+		mm[n] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[n], .msg_iovlen = 1 } };
 		n++;
 	}
 	for (unsigned done = 0; done < n;) {
@@ -269,7 +270,7 @@ int chan_send(struct granted_dev *dev, uint16_t op, uint16_t flags, const void *
 	if (dev->ob.n == 0)
 		return send_on(&dev->chan, dev->buf, op, flags, req, len, NULL, 0, seq);
 	/* Whatever is queued goes first, in the same syscall. */
-	struct gr_hdr h = {.op = op, .flags = flags, .size = (uint32_t)(sizeof(h) + len)};
+	struct gr_hdr h = { .op = op, .flags = flags, .size = (uint32_t)(sizeof(h) + len) };
 	if (++dev->chan.seq == 0)
 		dev->chan.seq = 1;
 	h.seq = dev->chan.seq;

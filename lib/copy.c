@@ -27,8 +27,8 @@
 #include "xen_abi.h"
 
 #define CACHE_MAX_ENTRIES 65536u
-#define CACHE_MAX_MAPS 512u
-#define IOV_BATCH 1024u
+#define CACHE_MAX_MAPS	  512u
+#define IOV_BATCH	  1024u
 
 struct centry {
 	uint64_t key; /* domid << 32 | ref; 0 = empty (ref 0 is never granted) */
@@ -178,7 +178,8 @@ static char *map_fd(struct copy_cache *cc, int fd, bool writable)
 		       MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED)
 		return NULL;
-	cc->maps[cc->nmaps++] = (struct cmap){st.st_dev, st.st_ino, writable, p, (size_t)st.st_size};
+	cc->maps[cc->nmaps++] =
+		(struct cmap){ st.st_dev, st.st_ino, writable, p, (size_t)st.st_size };
 	return p;
 }
 
@@ -256,7 +257,7 @@ static bool cached(struct copy_cache *cc, uint64_t key, struct side *out)
 	if (!e || domid >= DOMID_FIRST_RESERVED ||
 	    __atomic_load_n(&cc->epoch[domid], __ATOMIC_ACQUIRE) != e->epoch)
 		return false;
-	*out = (struct side){.status = GNTST_okay, .writable = e->writable, .page = e->page};
+	*out = (struct side){ .status = GNTST_okay, .writable = e->writable, .page = e->page };
 	return true;
 }
 
@@ -274,15 +275,18 @@ static int add_miss(struct fetch_ctx *fc, uint32_t *cap, uint64_t key)
 		fc->miss = m;
 		*cap = ncap;
 	}
-	fc->miss[fc->nmiss++] = (struct miss){.key = key, .res = {.status = GNTST_general_error}};
+	fc->miss[fc->nmiss++] =
+		(struct miss){ .key = key, .res = { .status = GNTST_general_error } };
 	return 0;
 }
 
 static int fetch(struct granted_dev *dev, struct fetch_ctx *fc)
 {
 	size_t len = sizeof(struct gr_copy_refs) + fc->nmiss * sizeof(struct gr_copy_ref);
-	enum { MAX_REFS = (GR_MSG_MAX - sizeof(struct gr_hdr) - sizeof(struct gr_copy_refs)) /
-			  sizeof(struct gr_copy_ref) };
+	enum {
+		MAX_REFS = (GR_MSG_MAX - sizeof(struct gr_hdr) - sizeof(struct gr_copy_refs)) /
+			   sizeof(struct gr_copy_ref)
+	};
 	/* More refs than one message holds: ask in several rounds. */
 	struct miss *all = fc->miss;
 	uint32_t total = fc->nmiss;
@@ -292,18 +296,18 @@ static int fetch(struct granted_dev *dev, struct fetch_ctx *fc)
 		return -ENOMEM;
 	for (uint32_t done = 0; done < total && r >= 0;) {
 		uint32_t n = total - done < MAX_REFS ? total - done : MAX_REFS;
-		struct gr_copy_refs head = {.n = n};
+		struct gr_copy_refs head = { .n = n };
 		memcpy(msg, &head, sizeof(head));
 		for (uint32_t i = 0; i < n; i++) {
 			uint64_t key = all[done + i].key;
-			struct gr_copy_ref ref = {.ref = (uint32_t)key,
-						  .domid = (uint16_t)((key >> 32) - 1)};
+			struct gr_copy_ref ref = { .ref = (uint32_t)key,
+						   .domid = (uint16_t)((key >> 32) - 1) };
 			memcpy(msg + sizeof(head) + i * sizeof(ref), &ref, sizeof(ref));
 		}
 		fc->miss = all + done;
 		fc->nmiss = n;
-		r = chan_call(dev, GR_OP_COPY_REFS, msg, sizeof(head) + n * sizeof(struct gr_copy_ref),
-			      on_rows, fc);
+		r = chan_call(dev, GR_OP_COPY_REFS, msg,
+			      sizeof(head) + n * sizeof(struct gr_copy_ref), on_rows, fc);
 		done += n;
 	}
 	fc->miss = all;
@@ -360,7 +364,7 @@ static int guarded_copy(struct batch *b, uint32_t *fault)
 	volatile uint32_t i = 0;
 	volatile int r = 0;
 	sigjmp_buf jb;
-	struct sigaction sa = {.sa_sigaction = on_fault, .sa_flags = SA_SIGINFO | SA_NODEFER};
+	struct sigaction sa = { .sa_sigaction = on_fault, .sa_flags = SA_SIGINFO | SA_NODEFER };
 	pthread_mutex_lock(&guard_lock);
 	sigaction(SIGSEGV, &sa, &saved_segv);
 	sigaction(SIGBUS, &sa, &saved_bus);
@@ -368,9 +372,11 @@ static int guarded_copy(struct batch *b, uint32_t *fault)
 		fault_jmp = &jb;
 		for (; i < b->n; i++) {
 			if (b->kind == 1)
-				memcpy(b->ours[i].iov_base, b->theirs[i].iov_base, b->ours[i].iov_len);
+				memcpy(b->ours[i].iov_base, b->theirs[i].iov_base,
+				       b->ours[i].iov_len);
 			else
-				memcpy(b->theirs[i].iov_base, b->ours[i].iov_base, b->ours[i].iov_len);
+				memcpy(b->theirs[i].iov_base, b->ours[i].iov_base,
+				       b->ours[i].iov_len);
 		}
 	} else {
 		*fault = b->seg[i];
@@ -423,8 +429,8 @@ static int batch_run(struct batch *b, uint32_t *fault)
  * Decides one gref side: from a cached answer (epoch read once, here), or
  * as a miss to fetch. *pending is then the miss's index + 1.
  */
-static int side_decide(struct granted_dev *dev, struct fetch_ctx *fc, uint32_t *cap,
-		       uint16_t domid, uint32_t ref, bool dest, struct side *out, uint32_t *pending)
+static int side_decide(struct granted_dev *dev, struct fetch_ctx *fc, uint32_t *cap, uint16_t domid,
+		       uint32_t ref, bool dest, struct side *out, uint32_t *pending)
 {
 	uint64_t key = side_key(dev, domid, ref);
 	*pending = 0;
@@ -442,7 +448,7 @@ static int side_decide(struct granted_dev *dev, struct fetch_ctx *fc, uint32_t *
 GR_EXPORT int granted_grant_copy(struct granted_dev *dev, struct granted_copy_segment *segs,
 				 uint32_t count, uint32_t *fault)
 {
-	struct fetch_ctx fc = {0};
+	struct fetch_ctx fc = { 0 };
 	struct batch *b = NULL;
 	struct side *sides = NULL; /* [2 i] source, [2 i + 1] dest */
 	uint32_t *pending = NULL;
@@ -470,8 +476,9 @@ GR_EXPORT int granted_grant_copy(struct granted_dev *dev, struct granted_copy_se
 		if (s->len == 0)
 			continue;
 		if (s->flags & GNTCOPY_source_gref)
-			r = side_decide(dev, &fc, &cap, s->source.foreign.domid, s->source.foreign.ref,
-					false, &sides[2 * i], &pending[2 * i]);
+			r = side_decide(dev, &fc, &cap, s->source.foreign.domid,
+					s->source.foreign.ref, false, &sides[2 * i],
+					&pending[2 * i]);
 		if ((s->flags & GNTCOPY_dest_gref) && r == 0)
 			r = side_decide(dev, &fc, &cap, s->dest.foreign.domid, s->dest.foreign.ref,
 					true, &sides[2 * i + 1], &pending[2 * i + 1]);
@@ -496,9 +503,10 @@ GR_EXPORT int granted_grant_copy(struct granted_dev *dev, struct granted_copy_se
 		s->status = GNTST_okay;
 		if (s->len == 0)
 			continue;
-		struct side src = {0}, dst = {0};
+		struct side src = { 0 }, dst = { 0 };
 		char *from = s->source.virt, *to = s->dest.virt;
-		bool src_gref = s->flags & GNTCOPY_source_gref, dst_gref = s->flags & GNTCOPY_dest_gref;
+		bool src_gref = s->flags & GNTCOPY_source_gref,
+		     dst_gref = s->flags & GNTCOPY_dest_gref;
 		if (src_gref) {
 			src = sides[2 * i];
 			from = src.page + s->source.foreign.offset;
@@ -532,8 +540,8 @@ GR_EXPORT int granted_grant_copy(struct granted_dev *dev, struct granted_copy_se
 				goto out;
 			b->kind = kind;
 		}
-		b->ours[b->n] = (struct iovec){dst_gref ? to : from, s->len};
-		b->theirs[b->n] = (struct iovec){dst_gref ? from : to, s->len};
+		b->ours[b->n] = (struct iovec){ dst_gref ? to : from, s->len };
+		b->theirs[b->n] = (struct iovec){ dst_gref ? from : to, s->len };
 		b->seg[b->n++] = i;
 	}
 	r = batch_run(b, fault);

@@ -173,7 +173,7 @@ GR_EXPORT int granted_open(enum granted_device kind, uint16_t domid, int flags,
 			   struct granted_dev **out)
 {
 	struct granted_dev *dev = NULL;
-	struct hello_ctx hc = {.shm_fd = -1};
+	struct hello_ctx hc = { .shm_fd = -1 };
 	int sock = -1, r;
 
 	gr_init_once();
@@ -190,9 +190,12 @@ GR_EXPORT int granted_open(enum granted_device kind, uint16_t domid, int flags,
 		goto fail;
 	/* The hello carries our own end of the socket: the broker records
 	 * which socket is this file's, for later ATTACH requests. */
-	struct chan ch = {.fd = sock, .forkgen = gr_forkgen()};
-	struct gr_hello hello = {.version = GR_PROTO_VERSION, .kind = (uint16_t)kind, .domid = domid};
-	r = chan_call_fd(&ch, dev->buf, GR_OP_HELLO, &hello, sizeof(hello), &sock, 1, on_hello, &hc);
+	struct chan ch = { .fd = sock, .forkgen = gr_forkgen() };
+	struct gr_hello hello = { .version = GR_PROTO_VERSION,
+				  .kind = (uint16_t)kind,
+				  .domid = domid };
+	r = chan_call_fd(&ch, dev->buf, GR_OP_HELLO, &hello, sizeof(hello), &sock, 1, on_hello,
+			 &hc);
 	if (r < 0)
 		goto fail;
 	dev->file_id = hc.rep.file_id;
@@ -220,7 +223,9 @@ GR_EXPORT int granted_open(enum granted_device kind, uint16_t domid, int flags,
 	dev->solo = kind == GRANTED_GNTDEV && (flags & O_CLOEXEC);
 	dev_register(dev);
 	gr_debug("opened %s as domain %u",
-		 kind == GRANTED_GNTALLOC ? "gntalloc" : kind == GRANTED_GNTDEV ? "gntdev" : "evtchn",
+		 kind == GRANTED_GNTALLOC ? "gntalloc"
+		 : kind == GRANTED_GNTDEV ? "gntdev"
+					  : "evtchn",
 		 domid);
 	*out = dev;
 	return 0;
@@ -236,7 +241,7 @@ fail:
 GR_EXPORT int granted_attach(int fd, struct granted_dev **out)
 {
 	struct stat st;
-	struct hello_ctx hc = {.shm_fd = -1};
+	struct hello_ctx hc = { .shm_fd = -1 };
 	int r;
 
 	gr_init_once();
@@ -254,8 +259,8 @@ GR_EXPORT int granted_attach(int fd, struct granted_dev **out)
 	r = gr_connect(&sock);
 	if (r < 0)
 		goto fail;
-	dev->chan = (struct chan){.fd = sock, .forkgen = gr_forkgen()};
-	struct gr_attach at = {.version = GR_PROTO_VERSION};
+	dev->chan = (struct chan){ .fd = sock, .forkgen = gr_forkgen() };
+	struct gr_attach at = { .version = GR_PROTO_VERSION };
 	r = chan_call_fd(&dev->chan, dev->buf, GR_OP_ATTACH, &at, sizeof(at), &dev->conn_fd, 1,
 			 on_hello, &hc);
 	if (r >= 0 && hc.rep.kind == GRANTED_GNTDEV)

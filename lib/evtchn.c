@@ -28,7 +28,7 @@
 #include "xen_abi.h"
 
 #define EV_READ_MAX 4096u /* bytes per read or write, as the driver caps them */
-#define SENTINEL 0u	  /* port 0 is reserved: epoll data of the sentinel */
+#define SENTINEL    0u	  /* port 0 is reserved: epoll data of the sentinel */
 
 struct lport {
 	int own;  /* this port's doorbell; -1 if not bound through this process */
@@ -82,14 +82,14 @@ int evtchn_setup(struct granted_dev *dev, int shm_fd)
 	if (!st->ports)
 		goto fail;
 	for (uint32_t i = 0; i < st->nports; i++)
-		st->ports[i] = (struct lport){.own = -1, .peer = -1};
+		st->ports[i] = (struct lport){ .own = -1, .peer = -1 };
 	st->epfd = epoll_create1(EPOLL_CLOEXEC);
 	st->sentinel = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (st->epfd < 0 || st->sentinel < 0) {
 		r = -errno;
 		goto fail;
 	}
-	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = SENTINEL};
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = SENTINEL };
 	if (epoll_ctl(st->epfd, EPOLL_CTL_ADD, st->sentinel, &ev) < 0) {
 		r = -errno;
 		goto fail;
@@ -120,7 +120,7 @@ static void lport_clear(struct evtchn_state *st, uint32_t port)
 	}
 	if (lp->peer >= 0)
 		close(lp->peer);
-	*lp = (struct lport){.own = -1, .peer = -1};
+	*lp = (struct lport){ .own = -1, .peer = -1 };
 }
 
 void evtchn_teardown(struct granted_dev *dev)
@@ -162,22 +162,22 @@ static void sentinel_sync(struct evtchn_state *st)
 /* Takes n events epoll reported: each port fired and is now disarmed. */
 static void deliver(struct evtchn_state *st, const struct epoll_event *evs, int n)
 {
-		for (int i = 0; i < n; i++) {
-			uint32_t port = evs[i].data.u32;
-			if (port == SENTINEL || port >= st->nports || st->ports[port].own < 0)
-				continue;
-			struct lport *lp = &st->ports[port];
-			uint64_t cnt;
-			if (read(lp->own, &cnt, sizeof(cnt)) < 0 && errno == EAGAIN)
-				continue; /* consumed by a process sharing this file */
-			/* Fired: the port is masked until written back. */
-			lp->masked = true;
-			st->masked[port] = 1;
-			if (st->prod - st->cons == st->ring_size)
-				st->overflow = true; /* the event is lost */
-			else
-				st->ring[st->prod++ & (st->ring_size - 1)] = port;
-		}
+	for (int i = 0; i < n; i++) {
+		uint32_t port = evs[i].data.u32;
+		if (port == SENTINEL || port >= st->nports || st->ports[port].own < 0)
+			continue;
+		struct lport *lp = &st->ports[port];
+		uint64_t cnt;
+		if (read(lp->own, &cnt, sizeof(cnt)) < 0 && errno == EAGAIN)
+			continue; /* consumed by a process sharing this file */
+		/* Fired: the port is masked until written back. */
+		lp->masked = true;
+		st->masked[port] = 1;
+		if (st->prod - st->cons == st->ring_size)
+			st->overflow = true; /* the event is lost */
+		else
+			st->ring[st->prod++ & (st->ring_size - 1)] = port;
+	}
 }
 
 /* What the driver's interrupt handler would have done by now. */
@@ -251,11 +251,11 @@ static int bind_common(struct granted_dev *dev, uint16_t op, uint32_t a, uint32_
 	if (r < 0)
 		return r;
 	struct evtchn_state *st = dev->ev;
-	struct port_ctx pc = {.fds = {-1, -1}};
+	struct port_ctx pc = { .fds = { -1, -1 } };
 	r = ring_fit(st, st->nbound + 1);
 	if (r < 0)
 		goto out;
-	struct gr_ev_bind req = {.remote_domain = a, .remote_port = b};
+	struct gr_ev_bind req = { .remote_domain = a, .remote_port = b };
 	r = chan_call(dev, op, &req, sizeof(req), on_port, &pc);
 	if (r < 0)
 		goto out;
@@ -272,11 +272,11 @@ static int bind_common(struct granted_dev *dev, uint16_t op, uint32_t a, uint32_
 	pc.fds[0] = pc.fds[1] = -1;
 	st->nbound++;
 	st->masked[port] = 0;
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.u32 = port};
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u32 = port };
 	if (epoll_ctl(st->epfd, EPOLL_CTL_ADD, lp->own, &ev) < 0) {
 		r = -errno;
 		lport_clear(st, port);
-		struct gr_ev_port_req un = {.port = port};
+		struct gr_ev_port_req un = { .port = port };
 		chan_call(dev, GR_OP_EV_UNBIND, &un, sizeof(un), NULL, NULL);
 		goto out;
 	}
@@ -310,7 +310,7 @@ GR_EXPORT int granted_evtchn_unbind(struct granted_dev *dev, uint32_t port)
 	int r = lock_evtchn(dev);
 	if (r < 0)
 		return r;
-	struct gr_ev_port_req req = {.port = port};
+	struct gr_ev_port_req req = { .port = port };
 	r = chan_call(dev, GR_OP_EV_UNBIND, &req, sizeof(req), NULL, NULL);
 	/* Entries of the port already in the ring stay there. */
 	if (r == 0 && port < dev->ev->nports)
@@ -324,8 +324,8 @@ GR_EXPORT int granted_evtchn_unbind(struct granted_dev *dev, uint32_t port)
 static int port_refresh(struct granted_dev *dev, uint32_t port)
 {
 	struct evtchn_state *st = dev->ev;
-	struct port_ctx pc = {.fds = {-1, -1}};
-	struct gr_ev_port_req req = {.port = port};
+	struct port_ctx pc = { .fds = { -1, -1 } };
+	struct gr_ev_port_req req = { .port = port };
 	int r = chan_call(dev, GR_OP_EV_PORT_INFO, &req, sizeof(req), on_port, &pc);
 	if (r < 0)
 		return r;
@@ -409,14 +409,13 @@ GR_EXPORT int granted_evtchn_restrict(struct granted_dev *dev, uint32_t domid)
 	int r = lock_evtchn(dev);
 	if (r < 0)
 		return r;
-	struct gr_ev_bind req = {.remote_domain = domid};
+	struct gr_ev_bind req = { .remote_domain = domid };
 	r = chan_call(dev, GR_OP_EV_RESTRICT, &req, sizeof(req), NULL, NULL);
 	pthread_mutex_unlock(&dev->lock);
 	return r;
 }
 
-GR_EXPORT ssize_t granted_evtchn_read(struct granted_dev *dev, uint32_t *buf, size_t len,
-				      int peek)
+GR_EXPORT ssize_t granted_evtchn_read(struct granted_dev *dev, uint32_t *buf, size_t len, int peek)
 {
 	int r = lock_evtchn(dev);
 	if (r < 0)
@@ -509,7 +508,7 @@ GR_EXPORT ssize_t granted_evtchn_write(struct granted_dev *dev, const uint32_t *
 			continue; /* unknown or enabled ports are ignored */
 		lp->masked = false;
 		st->masked[port] = 0;
-		struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.u32 = port};
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u32 = port };
 		epoll_ctl(st->epfd, EPOLL_CTL_MOD, lp->own, &ev);
 	}
 	sentinel_sync(st);

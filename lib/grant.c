@@ -40,7 +40,8 @@ static int on_alloc(void *ctx, const struct gr_hdr *h, const void *p, size_t len
 		return -EIO;
 	ac->index = rep.index;
 	if (rep.n)
-		memcpy(ac->refs + rep.first, (const char *)p + sizeof(rep), rep.n * sizeof(uint32_t));
+		memcpy(ac->refs + rep.first, (const char *)p + sizeof(rep),
+		       rep.n * sizeof(uint32_t));
 	return 0;
 }
 
@@ -50,8 +51,8 @@ GR_EXPORT int granted_alloc(struct granted_dev *dev, uint16_t grantee, uint16_t 
 	int r = lock_kind(dev, GRANTED_GNTALLOC);
 	if (r < 0)
 		return r;
-	struct gr_alloc req = {.grantee = grantee, .flags = flags, .count = count};
-	struct alloc_ctx ac = {.count = count, .refs = refs};
+	struct gr_alloc req = { .grantee = grantee, .flags = flags, .count = count };
+	struct alloc_ctx ac = { .count = count, .refs = refs };
 	r = chan_call(dev, GR_OP_ALLOC, &req, sizeof(req), on_alloc, &ac);
 	pthread_mutex_unlock(&dev->lock);
 	if (r >= 0)
@@ -64,7 +65,7 @@ GR_EXPORT int granted_dealloc(struct granted_dev *dev, uint64_t index, uint32_t 
 	int r = lock_kind(dev, GRANTED_GNTALLOC);
 	if (r < 0)
 		return r;
-	struct gr_range req = {.index = index, .count = count};
+	struct gr_range req = { .index = index, .count = count };
 	r = chan_call(dev, GR_OP_DEALLOC, &req, sizeof(req), NULL, NULL);
 	pthread_mutex_unlock(&dev->lock);
 	return r;
@@ -116,7 +117,7 @@ static int unmap_solo(struct granted_dev *dev, uint64_t index, uint32_t count)
 	/* Never told the broker about it: it never needs to know. */
 	if (m.queued_seq && chan_unqueue(dev, m.queued_seq))
 		return 0;
-	struct gr_range req = {.index = index, .count = count};
+	struct gr_range req = { .index = index, .count = count };
 	/* With a notification armed, it fires at this UNMAP: wait for it. */
 	if (dev->notify_armed)
 		return chan_call(dev, GR_OP_UNMAP, &req, sizeof(req), NULL, NULL);
@@ -132,7 +133,7 @@ GR_EXPORT int granted_unmap_refs(struct granted_dev *dev, uint64_t index, uint32
 	if (dev->solo) {
 		r = unmap_solo(dev, index, count);
 	} else {
-		struct gr_range req = {.index = index, .count = count};
+		struct gr_range req = { .index = index, .count = count };
 		r = chan_call(dev, GR_OP_UNMAP, &req, sizeof(req), NULL, NULL);
 	}
 	pthread_mutex_unlock(&dev->lock);
@@ -152,8 +153,10 @@ static int on_map(void *ctx, const struct gr_hdr *h, const void *p, size_t len, 
 	return 0;
 }
 
-enum { MAP_REFS_PER_MSG = (GR_MSG_MAX - sizeof(struct gr_hdr) - sizeof(struct gr_map)) /
-			   sizeof(struct gr_grant_ref) };
+enum {
+	MAP_REFS_PER_MSG = (GR_MSG_MAX - sizeof(struct gr_hdr) - sizeof(struct gr_map)) /
+			   sizeof(struct gr_grant_ref)
+};
 
 /* A large map: the refs after the first `sent` follow in messages of their
  * own, in a buffer (msg) big enough for one. */
@@ -163,7 +166,7 @@ static int send_more_refs(struct granted_dev *dev, char *msg, const struct grant
 	int r = 0;
 	while (r == 0 && sent < count) {
 		uint32_t seq, n = count - sent < MAP_REFS_PER_MSG ? count - sent : MAP_REFS_PER_MSG;
-		struct gr_map_refs more = {.n = n};
+		struct gr_map_refs more = { .n = n };
 		memcpy(msg, &more, sizeof(more));
 		memcpy(msg + sizeof(more), refs + sent, (size_t)n * sizeof(*refs));
 		r = chan_send(dev, GR_OP_MAP_REFS, GR_HDR_NOREPLY, msg,
@@ -188,13 +191,13 @@ GR_EXPORT int granted_map_refs(struct granted_dev *dev, uint32_t count,
 	uint32_t n = count < MAP_REFS_PER_MSG ? count : MAP_REFS_PER_MSG;
 	size_t len = sizeof(struct gr_map) + (size_t)n * sizeof(struct gr_grant_ref);
 	char *msg = malloc(len);
-	struct gr_map_reply rep = {0};
+	struct gr_map_reply rep = { 0 };
 	uint32_t seq;
 	if (!msg) {
 		r = -ENOMEM;
 		goto out;
 	}
-	struct gr_map head = {.count = count, .n = n};
+	struct gr_map head = { .count = count, .n = n };
 	if (dev->solo) {
 		/* We know the file's map list exactly: place it ourselves, let
 		 * the broker check the prediction, and do not wait. */
@@ -203,7 +206,7 @@ GR_EXPORT int granted_map_refs(struct granted_dev *dev, uint32_t count,
 		head.flags = GR_MAP_PREDICTED;
 		memcpy(msg, &head, sizeof(head));
 		memcpy(msg + sizeof(head), refs, (size_t)n * sizeof(*refs));
-		struct lmap m = {.index = rep.index, .count = count};
+		struct lmap m = { .index = rep.index, .count = count };
 		if (n == count) {
 			r = chan_queue(dev, GR_OP_MAP, GR_HDR_NOREPLY, msg, len, &m.queued_seq);
 		} else {
@@ -237,7 +240,7 @@ GR_EXPORT int granted_set_unmap_notify(struct granted_dev *dev, uint64_t index, 
 	if (dev->kind != GRANTED_GNTALLOC && dev->kind != GRANTED_GNTDEV)
 		return -ENOTTY;
 	pthread_mutex_lock(&dev->lock);
-	struct gr_notify req = {.index = index, .action = action, .port = port};
+	struct gr_notify req = { .index = index, .action = action, .port = port };
 	uint16_t op = dev->kind == GRANTED_GNTALLOC ? GR_OP_ALLOC_NOTIFY : GR_OP_DEV_NOTIFY;
 	int r = chan_call(dev, op, &req, sizeof(req), NULL, NULL);
 	/* From now on a last munmap waits for the broker, so that the byte

@@ -39,10 +39,10 @@ static struct {
 	pthread_mutex_t lock;
 	struct gmap **v; /* sorted by start */
 	size_t n, cap;
-} reg = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} reg = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 #define PAGE_DOWN(x) ((x) & ~(uintptr_t)(XEN_PAGE_SIZE - 1))
-#define PAGE_UP(x) (((x) + XEN_PAGE_SIZE - 1) & ~(uintptr_t)(XEN_PAGE_SIZE - 1))
+#define PAGE_UP(x)   (((x) + XEN_PAGE_SIZE - 1) & ~(uintptr_t)(XEN_PAGE_SIZE - 1))
 
 struct run {
 	uint64_t offset;
@@ -102,7 +102,8 @@ static int on_mmap(void *ctx, const struct gr_hdr *h, const void *p, size_t len,
 		memcpy(&r, runs + i, sizeof(r));
 		if (r.fd_index < skip || r.fd_index >= nfds || r.npages == 0)
 			return -EIO;
-		mc->runs[mc->nruns++] = (struct run){r.offset, r.npages, base + r.fd_index - skip};
+		mc->runs[mc->nruns++] =
+			(struct run){ r.offset, r.npages, base + r.fd_index - skip };
 	}
 	return 0;
 }
@@ -147,7 +148,7 @@ static bool pieces_cut(struct gmap *gm, uintptr_t s, uintptr_t e)
 			gm->pieces = v;
 			memmove(v + i + 2, v + i + 1, (gm->npieces - i - 1) * sizeof(*v));
 			v[i].end = s;
-			v[i + 1] = (struct piece){e, pc.end};
+			v[i + 1] = (struct piece){ e, pc.end };
 			gm->npieces++;
 			i++;
 		} else if (pc.start < s) {
@@ -173,7 +174,7 @@ static void gmap_finish(struct gmap *gm)
 		/* Wait for the broker, so that a notification this munmap
 		 * triggers has fired when munmap returns. */
 		pthread_mutex_lock(&dev->lock);
-		struct gr_munmap req = {.mapping_id = gm->mapping_id};
+		struct gr_munmap req = { .mapping_id = gm->mapping_id };
 		chan_call(dev, GR_OP_MUNMAP, &req, sizeof(req), NULL, NULL);
 		pthread_mutex_unlock(&dev->lock);
 	}
@@ -254,16 +255,15 @@ static void *map_runs(const struct mmap_ctx *mc, void *addr, size_t total, int p
 		return mmap(addr, total, prot, mflags, mc->fds[mc->runs[0].fd],
 			    (off_t)mc->runs[0].offset);
 	/* Several memfds: reserve the range, then place each run in it. */
-	char *base = mmap(addr, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | fixed,
-			  -1, 0);
+	char *base = mmap(addr, total, PROT_NONE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | fixed, -1, 0);
 	if (base == MAP_FAILED)
 		return MAP_FAILED;
 	size_t off = 0;
 	for (uint32_t i = 0; i < mc->nruns; i++) {
 		size_t rlen = (size_t)mc->runs[i].npages * XEN_PAGE_SIZE;
-		void *p = mmap(base + off, rlen, prot,
-			       (mflags & ~MAP_FIXED_NOREPLACE) | MAP_FIXED, mc->fds[mc->runs[i].fd],
-			       (off_t)mc->runs[i].offset);
+		void *p = mmap(base + off, rlen, prot, (mflags & ~MAP_FIXED_NOREPLACE) | MAP_FIXED,
+			       mc->fds[mc->runs[i].fd], (off_t)mc->runs[i].offset);
 		if (p == MAP_FAILED) {
 			int err = errno;
 			munmap(base, total);
@@ -278,7 +278,7 @@ static void *map_runs(const struct mmap_ctx *mc, void *addr, size_t total, int p
 GR_EXPORT int granted_mmap(struct granted_dev *dev, void *addr, size_t len, int prot, int flags,
 			   uint64_t offset, void **out)
 {
-	struct mmap_ctx mc = {.token = -1};
+	struct mmap_ctx mc = { .token = -1 };
 	struct gmap *gm = NULL;
 	int r;
 
@@ -337,7 +337,7 @@ GR_EXPORT int granted_mmap(struct granted_dev *dev, void *addr, size_t len, int 
 		.count = (uint32_t)(total / XEN_PAGE_SIZE),
 		.kind = dev->kind,
 	};
-	gm->pieces[0] = (struct piece){gm->start, gm->end};
+	gm->pieces[0] = (struct piece){ gm->start, gm->end };
 	dev_get(dev);
 	pthread_mutex_lock(&reg.lock);
 	r = reg_insert(gm);
@@ -347,8 +347,8 @@ GR_EXPORT int granted_mmap(struct granted_dev *dev, void *addr, size_t len, int 
 		dev_put(dev);
 		goto fail;
 	}
-	gr_debug("mapping %llu at %p, %zu pages in %u run(s)", (unsigned long long)gm->mapping_id, p,
-		 total / XEN_PAGE_SIZE, mc.nruns);
+	gr_debug("mapping %llu at %p, %zu pages in %u run(s)", (unsigned long long)gm->mapping_id,
+		 p, total / XEN_PAGE_SIZE, mc.nruns);
 	gr_close_fds(mc.fds, mc.nfds);
 	free(mc.fds);
 	free(mc.runs);

@@ -14,13 +14,13 @@
 void gr_sync_file(uint64_t file_id)
 {
 	char *buf = malloc(GR_MSG_MAX);
-	struct chan ch = {.fd = -1};
+	struct chan ch = { .fd = -1 };
 	if (!buf || gr_connect(&ch.fd) < 0)
 		goto out;
-	struct gr_hello hello = {.version = GR_PROTO_VERSION, .kind = GR_KIND_CONTROL};
+	struct gr_hello hello = { .version = GR_PROTO_VERSION, .kind = GR_KIND_CONTROL };
 	if (chan_call_fd(&ch, buf, GR_OP_HELLO, &hello, sizeof(hello), NULL, 0, NULL, NULL) < 0)
 		goto out;
-	struct gr_sync_file req = {.file_id = file_id};
+	struct gr_sync_file req = { .file_id = file_id };
 	chan_call_fd(&ch, buf, GR_OP_SYNC_FILE, &req, sizeof(req), NULL, 0, NULL, NULL);
 out:
 	if (ch.fd >= 0)

@@ -5,7 +5,7 @@ need_packages() {
 	pkgs="meson ninja-build gcc pkg-config linux-libc-dev"
 	if [ "$1" = test ]; then
 		# Xen's own libraries and clients, run unmodified against granted.
-		pkgs="$pkgs clang libclang-rt-14-dev valgrind libxen-dev libxenmisc4.17 xenstore-utils python3-pyxs"
+		pkgs="$pkgs clang clang-format libclang-rt-14-dev valgrind libxen-dev libxenmisc4.17 xenstore-utils python3-pyxs"
 	fi
 	missing=""
 	for p in $pkgs; do

@@ -126,7 +126,7 @@ struct shfile *fd_discover(int fd)
 	struct stat st;
 	int type;
 	socklen_t len = sizeof(type);
-	struct sockaddr_un peer, want = {.sun_family = AF_UNIX};
+	struct sockaddr_un peer, want = { .sun_family = AF_UNIX };
 	socklen_t plen = sizeof(peer);
 
 	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))

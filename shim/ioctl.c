@@ -34,7 +34,8 @@ static int gntalloc_alloc(struct shfile *f, void *arg)
 		op.index = index;
 		r = copy_out(arg, &op, sizeof(op));
 		if (r == 0)
-			r = copy_out((char *)arg + offsetof(struct ioctl_gntalloc_alloc_gref, gref_ids),
+			r = copy_out((char *)arg +
+					     offsetof(struct ioctl_gntalloc_alloc_gref, gref_ids),
 				     refs, op.count * sizeof(*refs));
 	}
 	free(refs);
@@ -113,7 +114,8 @@ static int seg_check(const struct gntdev_grant_copy_segment *s)
 	if ((s->flags & GNTCOPY_source_gref) &&
 	    s->source.foreign.offset + (unsigned)s->len > XEN_PAGE_SIZE)
 		return -EINVAL;
-	if ((s->flags & GNTCOPY_dest_gref) && s->dest.foreign.offset + (unsigned)s->len > XEN_PAGE_SIZE)
+	if ((s->flags & GNTCOPY_dest_gref) &&
+	    s->dest.foreign.offset + (unsigned)s->len > XEN_PAGE_SIZE)
 		return -EINVAL;
 	return 0;
 }
@@ -150,7 +152,8 @@ static int gntdev_copy(struct shfile *f, void *arg)
 		int err = 0;
 		if (copy_in(segs, u, (size_t)n * sizeof(*segs)) < 0) {
 			for (stop = 0; stop < n; stop++)
-				if (copy_in(&segs[stop], u + stop * sizeof(*segs), sizeof(*segs)) < 0)
+				if (copy_in(&segs[stop], u + stop * sizeof(*segs), sizeof(*segs)) <
+				    0)
 					break;
 			err = -EFAULT;
 		}
@@ -202,8 +205,8 @@ static int gntdev_copy(struct shfile *f, void *arg)
 		/* The failures Xen reported overwrite their okay. */
 		for (uint32_t i = 0; i < todo; i++)
 			if (segs[i].status != GNTST_okay &&
-			    copy_out(u + i * sizeof(*segs) + offsetof(struct gntdev_grant_copy_segment,
-								      status),
+			    copy_out(u + i * sizeof(*segs) +
+					     offsetof(struct gntdev_grant_copy_segment, status),
 				     &segs[i].status, sizeof(segs[i].status)) < 0) {
 				err = -EFAULT;
 				break;

@@ -603,6 +603,6 @@ EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen)
 EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask)
 {
 	real_init();
-	struct ppoll_args a = {ts, mask};
+	struct ppoll_args a = { ts, mask };
 	return poll_fix(fds, n, wait_ppoll, &a);
 }

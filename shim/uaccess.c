@@ -14,8 +14,8 @@ int copy_in(void *dst, const void *user, size_t n)
 {
 	if (n == 0)
 		return 0;
-	struct iovec local = {.iov_base = dst, .iov_len = n};
-	struct iovec remote = {.iov_base = (void *)user, .iov_len = n};
+	struct iovec local = { .iov_base = dst, .iov_len = n };
+	struct iovec remote = { .iov_base = (void *)user, .iov_len = n };
 	ssize_t r = process_vm_readv(granted_getpid(), &local, 1, &remote, 1, 0);
 	return r == (ssize_t)n ? 0 : -EFAULT;
 }
@@ -24,8 +24,8 @@ int copy_out(void *user, const void *src, size_t n)
 {
 	if (n == 0)
 		return 0;
-	struct iovec local = {.iov_base = (void *)src, .iov_len = n};
-	struct iovec remote = {.iov_base = user, .iov_len = n};
+	struct iovec local = { .iov_base = (void *)src, .iov_len = n };
+	struct iovec remote = { .iov_base = user, .iov_len = n };
 	ssize_t r = process_vm_writev(granted_getpid(), &local, 1, &remote, 1, 0);
 	return r == (ssize_t)n ? 0 : -EFAULT;
 }

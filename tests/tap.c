@@ -26,7 +26,7 @@ static char tmpdir[64];
 void tap_register(const char *name, tap_fn fn, unsigned timeout_s)
 {
 	if (ntests < MAX_TESTS)
-		tests[ntests++] = (__typeof__(tests[0])){name, fn, timeout_s};
+		tests[ntests++] = (__typeof__(tests[0])){ name, fn, timeout_s };
 }
 
 void tap_fail(const char *file, int line, const char *fmt, ...)
@@ -137,7 +137,7 @@ pid_t tap_fork_domain(unsigned domid, struct tap_link *l)
 	if (pid < 0)
 		tap_fail(__FILE__, __LINE__, "fork: %s", strerror(errno));
 	if (pid == 0) {
-		int keep[2] = {-1, -1};
+		int keep[2] = { -1, -1 };
 		if (l) {
 			tap_link_child(l);
 			keep[0] = l->rd;
@@ -209,7 +209,7 @@ void tap_send(struct tap_link *l, uint64_t v)
 uint64_t tap_recv(struct tap_link *l)
 {
 	uint64_t v;
-	struct pollfd pfd = {.fd = l->rd, .events = POLLIN};
+	struct pollfd pfd = { .fd = l->rd, .events = POLLIN };
 	int r;
 	do
 		r = poll(&pfd, 1, 10000);
@@ -261,7 +261,7 @@ static int start_broker(void)
 	}
 	close(p[1]);
 	char c;
-	struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+	struct pollfd pfd = { .fd = p[0], .events = POLLIN };
 	int ok = poll(&pfd, 1, 10000) == 1 && read(p[0], &c, 1) == 1;
 	close(p[0]);
 	return ok ? 0 : -1;

@@ -50,8 +50,9 @@ void tap_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 	do {                                                                                       \
 		long long tap_a = (long long)(a), tap_b = (long long)(b);                          \
 		if (tap_a != tap_b)                                                                \
-			tap_fail(__FILE__, __LINE__, "%s = %lld, expected %s = %lld (errno %d %s)", \
-				 #a, tap_a, #b, tap_b, errno, strerror(errno));                    \
+			tap_fail(__FILE__, __LINE__,                                               \
+				 "%s = %lld, expected %s = %lld (errno %d %s)", #a, tap_a, #b,     \
+				 tap_b, errno, strerror(errno));                                   \
 	} while (0)
 
 /* expr must fail with -1 (or MAP_FAILED) and this errno. */
@@ -61,8 +62,9 @@ void tap_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 		long long tap_r = (long long)(intptr_t)(expr);                                     \
 		int tap_e = errno;                                                                 \
 		if (tap_r != -1 || tap_e != (err))                                                 \
-			tap_fail(__FILE__, __LINE__, "%s = %lld errno %d (%s), expected -1 errno %d (%s)", \
-				 #expr, tap_r, tap_e, strerror(tap_e), (err), strerror(err));      \
+			tap_fail(__FILE__, __LINE__,                                               \
+				 "%s = %lld errno %d (%s), expected -1 errno %d (%s)", #expr,      \
+				 tap_r, tap_e, strerror(tap_e), (err), strerror(err));             \
 	} while (0)
 
 /* expr must succeed (>= 0, or not MAP_FAILED for pointers). */

@@ -7,24 +7,24 @@
 #include <signal.h>
 
 #define GNTCOPY_source_gref 1
-#define GNTCOPY_dest_gref 2
-#define OKAY 0
-#define GENERAL (-1)
-#define BAD_DOMAIN (-2)
-#define BAD_GNTREF (-3)
+#define GNTCOPY_dest_gref   2
+#define OKAY		    0
+#define GENERAL		    (-1)
+#define BAD_DOMAIN	    (-2)
+#define BAD_GNTREF	    (-3)
 
 typedef struct gntdev_grant_copy_segment seg_t;
 
 static int gcopy(int fd, seg_t *segs, unsigned n)
 {
-	struct ioctl_gntdev_grant_copy op = {.count = n, .segments = segs};
+	struct ioctl_gntdev_grant_copy op = { .count = n, .segments = segs };
 	return ioctl(fd, IOCTL_GNTDEV_GRANT_COPY, &op);
 }
 
 /* local buffer -> grant */
 static seg_t to_grant(void *buf, unsigned domid, uint32_t ref, unsigned off, unsigned len)
 {
-	seg_t s = {.len = (uint16_t)len, .flags = GNTCOPY_dest_gref, .status = 99};
+	seg_t s = { .len = (uint16_t)len, .flags = GNTCOPY_dest_gref, .status = 99 };
 	s.source.virt = buf;
 	s.dest.foreign.ref = ref;
 	s.dest.foreign.domid = (domid_t)domid;
@@ -35,7 +35,7 @@ static seg_t to_grant(void *buf, unsigned domid, uint32_t ref, unsigned off, uns
 /* grant -> local buffer */
 static seg_t from_grant(void *buf, unsigned domid, uint32_t ref, unsigned off, unsigned len)
 {
-	seg_t s = {.len = (uint16_t)len, .flags = GNTCOPY_source_gref, .status = 99};
+	seg_t s = { .len = (uint16_t)len, .flags = GNTCOPY_source_gref, .status = 99 };
 	s.dest.virt = buf;
 	s.source.foreign.ref = ref;
 	s.source.foreign.domid = (domid_t)domid;
@@ -77,9 +77,9 @@ TEST(copy_both_ways)
 	pid_t pid = tap_fork_domain(2, NULL);
 	if (pid == 0) {
 		int fd = open_gntdev();
-		char in[64] = {0}, out[] = "written by domain 2";
-		seg_t s[2] = {from_grant(in, 1, g.refs[1], 0, 20), to_grant(out, 1, g.refs[0], 100,
-									    sizeof(out))};
+		char in[64] = { 0 }, out[] = "written by domain 2";
+		seg_t s[2] = { from_grant(in, 1, g.refs[1], 0, 20),
+			       to_grant(out, 1, g.refs[0], 100, sizeof(out)) };
 		CHECK_OK(gcopy(fd, s, 2));
 		CHECK_EQ(s[0].status, OKAY);
 		CHECK_EQ(s[1].status, OKAY);
@@ -105,28 +105,28 @@ TEST(statuses_in_xens_order)
 		int fd = open_gntdev();
 		char buf[64];
 		seg_t s[] = {
-			from_grant(buf, 1, g.refs[0], 0, 8),	   /* okay */
-			from_grant(buf, 9, 8, 0, 8),		   /* no such domain */
-			from_grant(buf, 1, 1u << 20, 0, 8),	   /* beyond the table */
-			from_grant(buf, 1, 300, 0, 8),		   /* in the table, unused */
-			from_grant(buf, 1, g.refs[3], 0, 8),	   /* granted to 3 */
-			to_grant(buf, 1, g.refs[2], 0, 8),	   /* read-only as dest */
-			from_grant(buf, 1, g.refs[2], 0, 8),	   /* read-only as source */
-			from_grant(buf, 9, 1u << 20, 0, 0),	   /* len 0: okay whatever */
-			from_grant(buf, 1, g.refs[0], 4000, 96),   /* up to the page end */
-			from_grant(buf, 0x7FF5, 8, 0, 8),	   /* a reserved id */
+			from_grant(buf, 1, g.refs[0], 0, 8),	 /* okay */
+			from_grant(buf, 9, 8, 0, 8),		 /* no such domain */
+			from_grant(buf, 1, 1u << 20, 0, 8),	 /* beyond the table */
+			from_grant(buf, 1, 300, 0, 8),		 /* in the table, unused */
+			from_grant(buf, 1, g.refs[3], 0, 8),	 /* granted to 3 */
+			to_grant(buf, 1, g.refs[2], 0, 8),	 /* read-only as dest */
+			from_grant(buf, 1, g.refs[2], 0, 8),	 /* read-only as source */
+			from_grant(buf, 9, 1u << 20, 0, 0),	 /* len 0: okay whatever */
+			from_grant(buf, 1, g.refs[0], 4000, 96), /* up to the page end */
+			from_grant(buf, 0x7FF5, 8, 0, 8),	 /* a reserved id */
 		};
-		const int16_t want[] = {OKAY,	 BAD_DOMAIN, BAD_GNTREF, GENERAL, GENERAL,
-					GENERAL, OKAY,	     OKAY,	 OKAY,	  BAD_DOMAIN};
+		const int16_t want[] = { OKAY,	  BAD_DOMAIN, BAD_GNTREF, GENERAL, GENERAL,
+					 GENERAL, OKAY,	      OKAY,	  OKAY,	   BAD_DOMAIN };
 		unsigned n = sizeof(s) / sizeof(s[0]);
 		CHECK_OK(gcopy(fd, s, n));
 		for (unsigned i = 0; i < n; i++) {
 			if (s[i].status != want[i])
-				tap_fail(__FILE__, __LINE__, "segment %u: status %d, expected %d", i,
-					 s[i].status, want[i]);
+				tap_fail(__FILE__, __LINE__, "segment %u: status %d, expected %d",
+					 i, s[i].status, want[i]);
 		}
 		/* A bad source domain wins over a bad dest ref... */
-		seg_t both = {.len = 8, .flags = GNTCOPY_source_gref | GNTCOPY_dest_gref};
+		seg_t both = { .len = 8, .flags = GNTCOPY_source_gref | GNTCOPY_dest_gref };
 		both.source.foreign.domid = 9;
 		both.dest.foreign.domid = 1;
 		both.dest.foreign.ref = 1u << 20;
@@ -152,7 +152,8 @@ TEST(only_the_grantee_copies)
 	/* The granter itself, by its id and by DOMID_SELF. */
 	int fd = open_gntdev();
 	char buf[16];
-	seg_t s[2] = {from_grant(buf, 1, g.refs[0], 0, 8), from_grant(buf, DOMID_SELF, g.refs[0], 0, 8)};
+	seg_t s[2] = { from_grant(buf, 1, g.refs[0], 0, 8),
+		       from_grant(buf, DOMID_SELF, g.refs[0], 0, 8) };
 	CHECK_OK(gcopy(fd, s, 2));
 	CHECK_EQ(s[0].status, GENERAL);
 	CHECK_EQ(s[1].status, GENERAL);
@@ -197,14 +198,14 @@ TEST(own_grants_and_third_party_pairs)
 		char *ps = map_pages(self, is, 1, PROT_READ | PROT_WRITE);
 		strcpy(ps, "mine");
 		int fd = open_gntdev();
-		seg_t s = {.len = 14, .flags = GNTCOPY_source_gref | GNTCOPY_dest_gref};
+		seg_t s = { .len = 14, .flags = GNTCOPY_source_gref | GNTCOPY_dest_gref };
 		s.source.foreign.domid = 1;
 		s.source.foreign.ref = ra;
 		s.dest.foreign.domid = 2;
 		s.dest.foreign.ref = rb;
 		s.dest.foreign.offset = 8;
-		char mine[8] = {0};
-		seg_t t[2] = {s, from_grant(mine, DOMID_SELF, rs, 0, 5)};
+		char mine[8] = { 0 };
+		seg_t t[2] = { s, from_grant(mine, DOMID_SELF, rs, 0, 5) };
 		CHECK_OK(gcopy(fd, t, 2));
 		CHECK_EQ(t[0].status, OKAY);
 		CHECK_EQ(t[1].status, OKAY);
@@ -230,13 +231,14 @@ TEST(driver_argument_checks_einval)
 	if (pid == 0) {
 		int fd = open_gntdev();
 		char buf[64] = "x", other[64];
-		seg_t local = {.len = 8, .flags = 0, .status = 99};
+		seg_t local = { .len = 8, .flags = 0, .status = 99 };
 		local.source.virt = buf;
 		local.dest.virt = other;
-		seg_t s[3] = {to_grant(buf, 1, g.refs[0], 0, 8), local, to_grant(buf, 1, g.refs[0], 0, 8)};
+		seg_t s[3] = { to_grant(buf, 1, g.refs[0], 0, 8), local,
+			       to_grant(buf, 1, g.refs[0], 0, 8) };
 		CHECK_ERR(gcopy(fd, s, 3), EINVAL);
-		CHECK_EQ(s[0].status, OKAY); /* earlier statuses read 0 */
-		CHECK_EQ(s[1].status, 99);   /* the bad one was never written */
+		CHECK_EQ(s[0].status, OKAY);			/* earlier statuses read 0 */
+		CHECK_EQ(s[1].status, 99);			/* the bad one was never written */
 		s[1] = from_grant(buf, 1, g.refs[0], 4000, 97); /* crosses the page */
 		CHECK_ERR(gcopy(fd, s + 1, 1), EINVAL);
 		s[1] = to_grant(buf, 1, g.refs[0], 4095, 2);
@@ -246,7 +248,7 @@ TEST(driver_argument_checks_einval)
 		CHECK_ERR(gcopy(fd, s + 1, 1), EINVAL);
 		CHECK_OK(gcopy(fd, s, 0));
 		CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_GRANT_COPY, bad_ptr(8)), EFAULT);
-		struct ioctl_gntdev_grant_copy op = {.count = 3, .segments = bad_ptr(64)};
+		struct ioctl_gntdev_grant_copy op = { .count = 3, .segments = bad_ptr(64) };
 		CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_GRANT_COPY, &op), EFAULT);
 		op.count = UINT32_MAX; /* no limit on the count: it faults on the way */
 		CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_GRANT_COPY, &op), EFAULT);
@@ -265,7 +267,8 @@ TEST(bad_local_buffers_efault)
 	if (pid == 0) {
 		int fd = open_gntdev();
 		char buf[64] = "ok";
-		seg_t s[2] = {to_grant(buf, 1, g.refs[0], 0, 8), to_grant(bad_ptr(16), 1, g.refs[0], 0, 8)};
+		seg_t s[2] = { to_grant(buf, 1, g.refs[0], 0, 8),
+			       to_grant(bad_ptr(16), 1, g.refs[0], 0, 8) };
 		CHECK_ERR(gcopy(fd, s, 2), EFAULT);
 		CHECK_EQ(s[1].status, OKAY); /* already written when the pin failed */
 		/* A read-only local destination. */
@@ -467,8 +470,8 @@ TEST(copies_stay_right_while_other_grants_end)
 		int fd = open_gntdev();
 		char buf[4096];
 		for (int i = 0; i < 20000; i++) {
-			seg_t s[2] = {from_grant(buf, 1, g.refs[0], 0, 4096),
-				      to_grant(buf, 1, g.refs[1], 0, 4096)};
+			seg_t s[2] = { from_grant(buf, 1, g.refs[0], 0, 4096),
+				       to_grant(buf, 1, g.refs[1], 0, 4096) };
 			CHECK_OK(gcopy(fd, s, 2));
 			if (s[0].status != OKAY || s[1].status != OKAY)
 				tap_fail(__FILE__, __LINE__, "iteration %d: statuses %d %d", i,

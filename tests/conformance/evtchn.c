@@ -11,20 +11,20 @@
 
 static int ev_virq(int fd, unsigned virq)
 {
-	struct ioctl_evtchn_bind_virq op = {.virq = virq};
+	struct ioctl_evtchn_bind_virq op = { .virq = virq };
 	return ioctl(fd, IOCTL_EVTCHN_BIND_VIRQ, &op);
 }
 
 static int ev_restrict(int fd, unsigned domid)
 {
-	struct ioctl_evtchn_restrict_domid op = {.domid = (domid_t)domid};
+	struct ioctl_evtchn_restrict_domid op = { .domid = (domid_t)domid };
 	return ioctl(fd, IOCTL_EVTCHN_RESTRICT_DOMID, &op);
 }
 
 /* The next pending port within ms, or 0. */
 static unsigned ev_wait(int fd, int ms)
 {
-	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	if (poll(&pfd, 1, ms) != 1)
 		return 0;
 	uint32_t port;
@@ -50,7 +50,7 @@ TEST(unbound_ports_lowest_free_from_1)
 	int fd = open_ev_as(1);
 	CHECK_EQ(ev_unbound(fd, 2), 1);
 	CHECK_EQ(ev_unbound(fd, 2), 2);
-	CHECK_EQ(ev_unbound(fd, 4000), 3);	    /* no such domain: not checked */
+	CHECK_EQ(ev_unbound(fd, 4000), 3);	 /* no such domain: not checked */
 	CHECK_EQ(ev_unbound(fd, DOMID_SELF), 4); /* ourselves */
 	CHECK_OK(ev_unbind(fd, 2));
 	CHECK_EQ(ev_unbound(fd, 2), 2);
@@ -73,12 +73,12 @@ TEST(interdomain_errors)
 	pid_t pid = tap_fork_domain(2, NULL);
 	if (pid == 0) {
 		int b = open_evtchn();
-		CHECK_ERR(ev_interdomain(b, 9, 1), ESRCH);	    /* no such domain */
-		CHECK_ERR(ev_interdomain(b, 0x7FF5, 1), ESRCH);	    /* a reserved id */
-		CHECK_ERR(ev_interdomain(b, 1, 77), EINVAL);	    /* no such port */
-		CHECK_ERR(ev_interdomain(b, 1, 0), EINVAL);	    /* port 0 */
-		CHECK_ERR(ev_interdomain(b, 1, 5000), EINVAL);	    /* beyond the table */
-		CHECK_ERR(ev_interdomain(b, 1, pself), EINVAL);	    /* offered to another */
+		CHECK_ERR(ev_interdomain(b, 9, 1), ESRCH);	/* no such domain */
+		CHECK_ERR(ev_interdomain(b, 0x7FF5, 1), ESRCH); /* a reserved id */
+		CHECK_ERR(ev_interdomain(b, 1, 77), EINVAL);	/* no such port */
+		CHECK_ERR(ev_interdomain(b, 1, 0), EINVAL);	/* port 0 */
+		CHECK_ERR(ev_interdomain(b, 1, 5000), EINVAL);	/* beyond the table */
+		CHECK_ERR(ev_interdomain(b, 1, pself), EINVAL); /* offered to another */
 		int pb = ev_interdomain(b, 1, pa);
 		CHECK(pb > 0);
 		CHECK_ERR(ev_interdomain(b, 1, pa), EINVAL); /* already connected */
@@ -187,7 +187,7 @@ TEST(virq_dom_exc_fires_when_a_domain_dies)
 TEST(unknown_ioctls_enosys)
 {
 	int fd = open_ev_as(1);
-	char buf[16] = {0};
+	char buf[16] = { 0 };
 	CHECK_ERR(ioctl(fd, 0x4711, buf), ENOSYS);
 	CHECK_ERR(ioctl(fd, _IOC(_IOC_NONE, 'E', 7, 4), buf), ENOSYS); /* BIND_STATIC: 6.6+ */
 	CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_MAP_GRANT_REF, buf), ENOSYS);
@@ -239,9 +239,9 @@ TEST(read_write_sizes)
 	close(nb);
 	fcntl(fd, F_SETFL, O_NONBLOCK);
 	CHECK_ERR(read(fd, buf, 8), EAGAIN);
-	uint32_t ports[2] = {(uint32_t)p2, 9999};
-	CHECK_EQ(write(fd, ports, 6), 4);   /* rounded down */
-	CHECK_EQ(write(fd, ports, 8), 8);   /* unknown ports ignored */
+	uint32_t ports[2] = { (uint32_t)p2, 9999 };
+	CHECK_EQ(write(fd, ports, 6), 4); /* rounded down */
+	CHECK_EQ(write(fd, ports, 8), 8); /* unknown ports ignored */
 	CHECK_EQ(write(fd, ports, 2), 0);
 	CHECK_ERR(write(fd, bad_ptr(4), 4), EFAULT);
 	CHECK_ERR(read(fd, bad_ptr(4), 4), EAGAIN); /* nothing to copy: no fault */
@@ -336,7 +336,7 @@ TEST(overflow_efbig_pollerr_until_reset)
 	uint32_t buf[4];
 	CHECK_ERR(read(fd, buf, 16), EFBIG);
 	CHECK_ERR(read(fd, buf, 16), EFBIG);
-	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	CHECK_EQ(poll(&pfd, 1, 0), 1);
 	CHECK_EQ(pfd.revents, POLLERR);
 	CHECK_OK(ioctl(fd, IOCTL_EVTCHN_RESET, NULL));
@@ -358,16 +358,16 @@ TEST(poll_select_epoll)
 	int p2 = ev_interdomain(fd, 1, p1);
 	CHECK_EQ(ev_wait(fd, 1000), p2);
 	ev_unmask(fd, p2);
-	struct pollfd pfd = {.fd = fd, .events = POLLIN | POLLOUT};
+	struct pollfd pfd = { .fd = fd, .events = POLLIN | POLLOUT };
 	CHECK_EQ(poll(&pfd, 1, 0), 1);
 	CHECK_EQ(pfd.revents, POLLOUT); /* always writable, nothing to read */
 	fd_set rs;
 	FD_ZERO(&rs);
 	FD_SET(fd, &rs);
-	struct timeval tv = {0, 0};
+	struct timeval tv = { 0, 0 };
 	CHECK_EQ(select(fd + 1, &rs, NULL, NULL, &tv), 0);
 	int ep = epoll_create1(EPOLL_CLOEXEC);
-	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 42};
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 42 };
 	CHECK_OK(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev));
 	CHECK_EQ(epoll_wait(ep, &ev, 1, 0), 0);
 	CHECK_OK(ev_notify(fd, p1));

@@ -132,7 +132,7 @@ TEST(alloc_copy_out_efault_keeps_the_grants)
 	/* The header fits, the third ref does not: the driver copies the
 	 * header back, fails on the refs, and keeps the pages. */
 	char *edge = edge_buffer(24);
-	struct ioctl_gntalloc_alloc_gref op = {.domid = 2, .flags = 1, .count = 3};
+	struct ioctl_gntalloc_alloc_gref op = { .domid = 2, .flags = 1, .count = 3 };
 	memcpy(edge, &op, sizeof(op));
 	CHECK_ERR(ioctl(fd, IOCTL_GNTALLOC_ALLOC_GREF, edge), EFAULT);
 	memcpy(&op, edge, sizeof(op));
@@ -273,7 +273,7 @@ TEST(unknown_ioctls_and_read_write)
 {
 	tap_set_domid(1);
 	int fd = open_gntalloc();
-	char buf[8] = {0};
+	char buf[8] = { 0 };
 	CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_MAP_GRANT_REF, buf), ENOTTY);
 	CHECK_ERR(ioctl(fd, _IOC(_IOC_NONE, 'G', 5, 20), buf), ENOTTY); /* the 32-bit number */
 	CHECK_ERR(ioctl(fd, 0x1234, buf), ENOTTY);

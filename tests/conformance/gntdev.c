@@ -29,7 +29,7 @@ TEST(map_count_checks)
 		uint64_t idx;
 		uint32_t ref = 8;
 		CHECK_ERR(gd_map(fd, 1, 0, &ref, &idx), EINVAL);
-		struct ioctl_gntdev_map_grant_ref op = {.count = 65537};
+		struct ioctl_gntdev_map_grant_ref op = { .count = 65537 };
 		CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_MAP_GRANT_REF, &op), EINVAL);
 		op.count = UINT32_MAX;
 		CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_MAP_GRANT_REF, &op), EINVAL);
@@ -73,13 +73,13 @@ TEST(map_never_checks_refs_mmap_does)
 			unsigned domid;
 			uint32_t ref;
 		} bad[] = {
-			{1, refs[0]},	  /* granted to another domain */
-			{1, refs[1]},	  /* freed */
-			{1, 500},	  /* never used, inside the table */
-			{1, 1u << 30},	  /* beyond the table */
-			{9, 8},		  /* a domain that does not exist */
-			{DOMID_SELF, 8},  /* DOMID_SELF is not accepted */
-			{0x7FF4, 8},	  /* DOMID_INVALID */
+			{ 1, refs[0] },	   /* granted to another domain */
+			{ 1, refs[1] },	   /* freed */
+			{ 1, 500 },	   /* never used, inside the table */
+			{ 1, 1u << 30 },   /* beyond the table */
+			{ 9, 8 },	   /* a domain that does not exist */
+			{ DOMID_SELF, 8 }, /* DOMID_SELF is not accepted */
+			{ 0x7FF4, 8 },	   /* DOMID_INVALID */
 		};
 		for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 			uint64_t idx;
@@ -101,7 +101,7 @@ TEST(index_first_fit_with_the_count_plus_one_rule)
 	pid_t pid = tap_fork_domain(2, NULL);
 	if (pid == 0) {
 		int fd = open_gntdev();
-		uint32_t refs[4] = {8, 9, 10, 11};
+		uint32_t refs[4] = { 8, 9, 10, 11 };
 		uint64_t a, b, c, d, e;
 		CHECK_OK(gd_map(fd, 1, 1, refs, &a));
 		CHECK_OK(gd_map(fd, 1, 1, refs, &b));
@@ -192,7 +192,8 @@ TEST(private_mappings)
 		int fd = open_gntdev();
 		uint64_t idx;
 		CHECK_OK(gd_map1(fd, 1, refs[0], &idx));
-		CHECK_ERR(mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, (off_t)idx), EINVAL);
+		CHECK_ERR(mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, (off_t)idx),
+			  EINVAL);
 		/* A read-only private mapping is accepted and sees the page. */
 		char *q = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, fd, (off_t)idx);
 		CHECK(q != MAP_FAILED);
@@ -227,7 +228,8 @@ TEST(read_only_grant_stays_read_only)
 		CHECK_OK(gd_unmap(fd, idx, 1));
 		/* Nor a writable private copy. */
 		CHECK_OK(gd_map1(fd, 1, refs[0], &idx));
-		CHECK_ERR(mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, (off_t)idx), EINVAL);
+		CHECK_ERR(mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, (off_t)idx),
+			  EINVAL);
 		CHECK_OK(gd_unmap(fd, idx, 1));
 		close(fd);
 		tap_child_exit();
@@ -319,10 +321,10 @@ TEST(unmap_lookup_rules)
 		uint64_t idx;
 		CHECK_OK(gd_map(fd, 1, 2, refs, &idx));
 		CHECK_ERR(gd_unmap(fd, idx + 8 * PAGE, 2), ENOENT); /* bad index */
-		CHECK_ERR(gd_unmap(fd, idx, 1), ENOENT);	     /* count mismatch */
-		CHECK_ERR(gd_unmap(fd, idx + PAGE, 1), ENOENT);	     /* inside the map */
-		CHECK_OK(gd_unmap(fd, idx + 100, 0));		     /* sub-page bits, count 0 */
-		CHECK_ERR(gd_unmap(fd, idx, 2), ENOENT);	     /* gone */
+		CHECK_ERR(gd_unmap(fd, idx, 1), ENOENT);	    /* count mismatch */
+		CHECK_ERR(gd_unmap(fd, idx + PAGE, 1), ENOENT);	    /* inside the map */
+		CHECK_OK(gd_unmap(fd, idx + 100, 0));		    /* sub-page bits, count 0 */
+		CHECK_ERR(gd_unmap(fd, idx, 2), ENOENT);	    /* gone */
 		CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_UNMAP_GRANT_REF, (void *)8), EFAULT);
 		/* UNMAP while mmapped succeeds, and the mapping keeps working. */
 		CHECK_OK(gd_map(fd, 1, 2, refs, &idx));
@@ -342,7 +344,7 @@ TEST(unmap_lookup_rules)
 
 static int get_offset(int fd, void *vaddr, uint64_t *offset, uint32_t *count)
 {
-	struct ioctl_gntdev_get_offset_for_vaddr op = {.vaddr = (uintptr_t)vaddr};
+	struct ioctl_gntdev_get_offset_for_vaddr op = { .vaddr = (uintptr_t)vaddr };
 	int r = ioctl(fd, IOCTL_GNTDEV_GET_OFFSET_FOR_VADDR, &op);
 	*offset = op.offset;
 	*count = op.count;
@@ -403,9 +405,9 @@ TEST(unimplemented_ioctls_enotty)
 {
 	tap_set_domid(2);
 	int fd = open_gntdev();
-	struct ioctl_gntdev_set_max_grants smg = {.count = 10};
+	struct ioctl_gntdev_set_max_grants smg = { .count = 10 };
 	CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_SET_MAX_GRANTS, &smg), ENOTTY);
-	char buf[64] = {0};
+	char buf[64] = { 0 };
 	CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_DMABUF_EXP_FROM_REFS, buf), ENOTTY);
 	CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_DMABUF_EXP_WAIT_RELEASED, buf), ENOTTY);
 	CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_DMABUF_IMP_TO_REFS, buf), ENOTTY);
@@ -429,7 +431,8 @@ TEST(notify_checks_action_first)
 		CHECK_OK(gd_map(fd, 1, 2, refs, &idx));
 		CHECK_ERR(gd_notify(fd, idx + 64 * PAGE, 4, 0), EINVAL); /* action before lookup */
 		CHECK_ERR(gd_notify(fd, idx + 64 * PAGE, UNMAP_NOTIFY_CLEAR_BYTE, 0), ENOENT);
-		CHECK_ERR(gd_notify(fd, idx, UNMAP_NOTIFY_SEND_EVENT, 1), EINVAL); /* unbound port */
+		CHECK_ERR(gd_notify(fd, idx, UNMAP_NOTIFY_SEND_EVENT, 1),
+			  EINVAL); /* unbound port */
 		CHECK_OK(gd_notify(fd, idx + PAGE + 7, UNMAP_NOTIFY_CLEAR_BYTE, 0)); /* any byte */
 		CHECK_OK(gd_notify(fd, idx, 0, 0));
 		CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_SET_UNMAP_NOTIFY, (void *)8), EFAULT);
@@ -496,16 +499,17 @@ TEST(bad_pointers_never_crash)
 {
 	tap_set_domid(2);
 	int fd = open_gntdev();
-	static const unsigned long reqs[] = {
-		IOCTL_GNTDEV_MAP_GRANT_REF, IOCTL_GNTDEV_UNMAP_GRANT_REF,
-		IOCTL_GNTDEV_GET_OFFSET_FOR_VADDR, IOCTL_GNTDEV_SET_UNMAP_NOTIFY};
+	static const unsigned long reqs[] = { IOCTL_GNTDEV_MAP_GRANT_REF,
+					      IOCTL_GNTDEV_UNMAP_GRANT_REF,
+					      IOCTL_GNTDEV_GET_OFFSET_FOR_VADDR,
+					      IOCTL_GNTDEV_SET_UNMAP_NOTIFY };
 	for (unsigned i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
 		CHECK_ERR(ioctl(fd, reqs[i], (void *)1), EFAULT);
 		CHECK_ERR(ioctl(fd, reqs[i], (void *)-4096L), EFAULT);
 	}
 	/* A read-only output buffer: MAP's copy-out faults and the map goes. */
 	char *ro = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	struct ioctl_gntdev_map_grant_ref op = {.count = 1};
+	struct ioctl_gntdev_map_grant_ref op = { .count = 1 };
 	op.refs[0].domid = 1;
 	op.refs[0].ref = 8;
 	memcpy(ro, &op, sizeof(op));

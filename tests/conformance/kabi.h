@@ -32,8 +32,8 @@ static inline void *bad_ptr(uintptr_t v)
 #define DOMID_SELF 0x7FF0u
 
 /* gntalloc: one call, refs into refs[] (count entries). */
-static inline int ga_alloc(int fd, unsigned domid, unsigned flags, unsigned count,
-			   uint64_t *index, uint32_t *refs)
+static inline int ga_alloc(int fd, unsigned domid, unsigned flags, unsigned count, uint64_t *index,
+			   uint32_t *refs)
 {
 	size_t sz = sizeof(struct ioctl_gntalloc_alloc_gref) + (count ? count - 1 : 0) * 4;
 	struct ioctl_gntalloc_alloc_gref *op = calloc(1, sz);
@@ -59,14 +59,15 @@ static inline int ga_alloc(int fd, unsigned domid, unsigned flags, unsigned coun
 
 static inline int ga_dealloc(int fd, uint64_t index, unsigned count)
 {
-	struct ioctl_gntalloc_dealloc_gref op = {.index = index, .count = count};
+	struct ioctl_gntalloc_dealloc_gref op = { .index = index, .count = count };
 	return ioctl(fd, IOCTL_GNTALLOC_DEALLOC_GREF, &op);
 }
 
 static inline int ga_notify(int fd, uint64_t index, unsigned action, unsigned port)
 {
-	struct ioctl_gntalloc_unmap_notify op = {
-		.index = index, .action = action, .event_channel_port = port};
+	struct ioctl_gntalloc_unmap_notify op = { .index = index,
+						  .action = action,
+						  .event_channel_port = port };
 	return ioctl(fd, IOCTL_GNTALLOC_SET_UNMAP_NOTIFY, &op);
 }
 
@@ -100,39 +101,40 @@ static inline int gd_map1(int fd, unsigned domid, uint32_t ref, uint64_t *index)
 
 static inline int gd_unmap(int fd, uint64_t index, unsigned count)
 {
-	struct ioctl_gntdev_unmap_grant_ref op = {.index = index, .count = count};
+	struct ioctl_gntdev_unmap_grant_ref op = { .index = index, .count = count };
 	return ioctl(fd, IOCTL_GNTDEV_UNMAP_GRANT_REF, &op);
 }
 
 static inline int gd_notify(int fd, uint64_t index, unsigned action, unsigned port)
 {
-	struct ioctl_gntdev_unmap_notify op = {
-		.index = index, .action = action, .event_channel_port = port};
+	struct ioctl_gntdev_unmap_notify op = { .index = index,
+						.action = action,
+						.event_channel_port = port };
 	return ioctl(fd, IOCTL_GNTDEV_SET_UNMAP_NOTIFY, &op);
 }
 
 /* evtchn */
 static inline int ev_unbound(int fd, unsigned rdom)
 {
-	struct ioctl_evtchn_bind_unbound_port op = {.remote_domain = rdom};
+	struct ioctl_evtchn_bind_unbound_port op = { .remote_domain = rdom };
 	return ioctl(fd, IOCTL_EVTCHN_BIND_UNBOUND_PORT, &op);
 }
 
 static inline int ev_interdomain(int fd, unsigned rdom, unsigned rport)
 {
-	struct ioctl_evtchn_bind_interdomain op = {.remote_domain = rdom, .remote_port = rport};
+	struct ioctl_evtchn_bind_interdomain op = { .remote_domain = rdom, .remote_port = rport };
 	return ioctl(fd, IOCTL_EVTCHN_BIND_INTERDOMAIN, &op);
 }
 
 static inline int ev_notify(int fd, unsigned port)
 {
-	struct ioctl_evtchn_notify op = {.port = port};
+	struct ioctl_evtchn_notify op = { .port = port };
 	return ioctl(fd, IOCTL_EVTCHN_NOTIFY, &op);
 }
 
 static inline int ev_unbind(int fd, unsigned port)
 {
-	struct ioctl_evtchn_unbind op = {.port = port};
+	struct ioctl_evtchn_unbind op = { .port = port };
 	return ioctl(fd, IOCTL_EVTCHN_UNBIND, &op);
 }
 
@@ -149,8 +151,8 @@ static inline int open_dev(const char *path)
 	return fd;
 }
 #define open_gntalloc() open_dev("/dev/xen/gntalloc")
-#define open_gntdev() open_dev("/dev/xen/gntdev")
-#define open_evtchn() open_dev("/dev/xen/evtchn")
+#define open_gntdev()	open_dev("/dev/xen/gntdev")
+#define open_evtchn()	open_dev("/dev/xen/evtchn")
 
 /* `ok` accessible bytes followed by a page that is not: arguments that run
  * past them fault. */

@@ -65,7 +65,8 @@ static void grantee_start(struct grantee *g, uint32_t ref)
 			uint64_t cmd = tap_recv(&g->link);
 			if (cmd == G_READ_BYTE) {
 				/* wait up to a second for the byte to clear */
-				tap_send(&g->link, cleared_within(q, 1000) ? 0 : (unsigned char)q[0]);
+				tap_send(&g->link,
+					 cleared_within(q, 1000) ? 0 : (unsigned char)q[0]);
 			} else if (cmd == G_WRITE) {
 				q[1] = 'w';
 				tap_send(&g->link, 0);
@@ -574,12 +575,12 @@ TEST(gntdev_fork_child_shares_the_mapping)
 TEST(gntdev_sigkill_at_every_stage)
 {
 	static const int stages[] = {
-		S_ARM_BEFORE_MMAP,			/* mapped by MAP only */
-		S_MMAP,					/* mmapped */
-		S_MMAP | S_UNMAP,			/* UNMAP'd, still mmapped */
-		S_MMAP | S_MUNMAP,			/* munmapped, still listed */
+		S_ARM_BEFORE_MMAP, /* mapped by MAP only */
+		S_MMAP,		   /* mmapped */
+		S_MMAP | S_UNMAP,  /* UNMAP'd, still mmapped */
+		S_MMAP | S_MUNMAP, /* munmapped, still listed */
 	};
-	static const int clears[] = {0, 1, 1, 1};
+	static const int clears[] = { 0, 1, 1, 1 };
 	for (unsigned i = 0; i < sizeof(stages) / sizeof(stages[0]); i++) {
 		uint32_t ref;
 		char *p;

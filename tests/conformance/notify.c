@@ -15,7 +15,7 @@
 /* The next event within ms, or 0; unmasks it again. */
 static unsigned ev_wait(int fd, int ms)
 {
-	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	if (poll(&pfd, 1, ms) != 1)
 		return 0;
 	uint32_t port;
@@ -227,7 +227,8 @@ TEST(gntalloc_event_on_exit_exec_and_sigkill)
 			char *p = map_pages(fd, idx, 1, PROT_READ | PROT_WRITE);
 			p[10] = 'x';
 			CHECK_OK(ga_notify(fd, idx + 10,
-					   UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT, port));
+					   UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+					   port));
 			CHECK_OK(ga_dealloc(fd, idx, 1));
 			tap_send(&l, ref);
 			tap_recv(&l);
@@ -392,7 +393,8 @@ TEST(gntdev_event_on_exit_exec_and_sigkill)
 			char *q = map_pages(fd, idx, 1, PROT_READ | PROT_WRITE);
 			CHECK(q != MAP_FAILED);
 			CHECK_OK(gd_notify(fd, idx + 20,
-					   UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT, port));
+					   UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+					   port));
 			tap_send(&l, 0);
 			tap_recv(&l);
 			if (how == 0)

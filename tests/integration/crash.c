@@ -36,8 +36,8 @@ static uint32_t rnd(uint32_t *s)
 static void client(unsigned domid, uint32_t seed, int steps)
 {
 	int ga = -1, gd = -1, ev = -1;
-	void *maps[8] = {0};
-	size_t lens[8] = {0};
+	void *maps[8] = { 0 };
+	size_t lens[8] = { 0 };
 	uint64_t ga_idx[8];
 	unsigned nga = 0;
 	for (int step = 0; step < steps; step++) {
@@ -97,8 +97,10 @@ static void client(unsigned domid, uint32_t seed, int steps)
 			if (!ref || gd_map1(gd, from, ref, &idx) < 0)
 				break;
 			unsigned slot = (r >> 20) % 8;
-			void *p = maps[slot] ? MAP_FAILED
-					     : map_pages(gd, idx, 1, PROT_READ | ((r >> 24) & 1 ? PROT_WRITE : 0));
+			void *p = maps[slot]
+					  ? MAP_FAILED
+					  : map_pages(gd, idx, 1,
+						      PROT_READ | ((r >> 24) & 1 ? PROT_WRITE : 0));
 			if (p != MAP_FAILED) {
 				TALLY(peer_maps);
 				maps[slot] = p;
@@ -120,7 +122,8 @@ static void client(unsigned domid, uint32_t seed, int steps)
 		case 8: { /* offer a port, or bind to one offered to us */
 			if (ev < 0)
 				break;
-			struct ioctl_evtchn_bind_unbound_port u = {.remote_domain = 1 + (r >> 8) % 3};
+			struct ioctl_evtchn_bind_unbound_port u = { .remote_domain =
+									    1 + (r >> 8) % 3 };
 			int p = ioctl(ev, IOCTL_EVTCHN_BIND_UNBOUND_PORT, &u);
 			if (p > 0)
 				board->ports[u.remote_domain - 1][(r >> 12) % 64] =
@@ -131,8 +134,8 @@ static void client(unsigned domid, uint32_t seed, int steps)
 			if (ev < 0)
 				break;
 			uint32_t v = board->ports[domid - 1][(r >> 8) % 64];
-			struct ioctl_evtchn_bind_interdomain b = {.remote_domain = v >> 16,
-								  .remote_port = v & 0xffff};
+			struct ioctl_evtchn_bind_interdomain b = { .remote_domain = v >> 16,
+								   .remote_port = v & 0xffff };
 			if (v && ioctl(ev, IOCTL_EVTCHN_BIND_INTERDOMAIN, &b) > 0)
 				TALLY(binds);
 			break;
@@ -140,7 +143,7 @@ static void client(unsigned domid, uint32_t seed, int steps)
 		case 10: {
 			if (ev < 0)
 				break;
-			struct ioctl_evtchn_notify n = {.port = 1 + (r >> 8) % 8};
+			struct ioctl_evtchn_notify n = { .port = 1 + (r >> 8) % 8 };
 			ioctl(ev, IOCTL_EVTCHN_NOTIFY, &n);
 			uint32_t got[8];
 			ssize_t k = read(ev, got, sizeof(got));
@@ -149,7 +152,7 @@ static void client(unsigned domid, uint32_t seed, int steps)
 			break;
 		}
 		case 11: { /* close one of them */
-			int *fds[3] = {&ga, &gd, &ev};
+			int *fds[3] = { &ga, &gd, &ev };
 			int *f = fds[(r >> 8) % 3];
 			if (*f >= 0) {
 				close(*f);
@@ -162,12 +165,12 @@ static void client(unsigned domid, uint32_t seed, int steps)
 		case 12: /* a copy through a grant */
 			if (gd >= 0) {
 				char buf[16];
-				struct gntdev_grant_copy_segment s = {.len = 16, .flags = 1};
+				struct gntdev_grant_copy_segment s = { .len = 16, .flags = 1 };
 				s.dest.virt = buf;
 				unsigned from = 1 + (r >> 8) % 3;
 				s.source.foreign.domid = (domid_t)from;
 				s.source.foreign.ref = board->refs[from - 1][(r >> 12) % 64];
-				struct ioctl_gntdev_grant_copy op = {.count = 1, .segments = &s};
+				struct ioctl_gntdev_grant_copy op = { .count = 1, .segments = &s };
 				if (ioctl(gd, IOCTL_GNTDEV_GRANT_COPY, &op) == 0 && s.status == 0)
 					TALLY(copies);
 			}
@@ -209,12 +212,13 @@ static void expect_back_to(int fds0, int memfds0)
 TEST_TIMEOUT(kill_clients_at_random_points, 120)
 {
 	enum { ROUNDS = 300, PARALLEL = 4 };
-	board = mmap(NULL, sizeof(*board), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	board = mmap(NULL, sizeof(*board), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
+		     0);
 	int fds0, memfds0;
 	broker_fds(&fds0, &memfds0);
 	tap_note("broker before: %d fds, %d memfds", fds0, memfds0);
 	uint32_t seed = 0x9e3779b9u ^ (uint32_t)getpid();
-	pid_t live[PARALLEL] = {0};
+	pid_t live[PARALLEL] = { 0 };
 	int killed = 0, finished = 0;
 	for (int round = 0; round < ROUNDS; round++) {
 		int slot = round % PARALLEL;

@@ -46,7 +46,7 @@ static void start(struct private_broker *pb, const char *policy_text)
 	}
 	close(p[1]);
 	char c;
-	struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+	struct pollfd pfd = { .fd = p[0], .events = POLLIN };
 	CHECK(poll(&pfd, 1, 10000) == 1 && read(p[0], &c, 1) == 1);
 	close(p[0]);
 	setenv("GRANTED_SOCKET", pb->sock, 1);

@@ -51,7 +51,7 @@ static struct client connect_raw(struct broker *b)
 	int sv[2];
 	CHECK_OK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv));
 	CHECK_EQ(broker_add_client(b, sv[1]), 0);
-	return (struct client){.b = b, .fd = sv[0]};
+	return (struct client){ .b = b, .fd = sv[0] };
 }
 
 /* Sends op with payload; returns the reply's result (payload into out). */
@@ -59,7 +59,7 @@ static int call(struct client *c, uint16_t op, const void *p, size_t len, const 
 		unsigned nfds, void *out, size_t outlen, int *rfds, unsigned *nrfds)
 {
 	char buf[GR_MSG_MAX];
-	struct gr_hdr h = {.op = op, .size = (uint32_t)(sizeof(h) + len), .seq = ++c->seq};
+	struct gr_hdr h = { .op = op, .size = (uint32_t)(sizeof(h) + len), .seq = ++c->seq };
 	memcpy(buf, &h, sizeof(h));
 	if (len)
 		memcpy(buf + sizeof(h), p, len);
@@ -84,7 +84,7 @@ static int call(struct client *c, uint16_t op, const void *p, size_t len, const 
 static struct client open_dev(struct broker *b, enum gr_kind kind, uint16_t domid)
 {
 	struct client c = connect_raw(b);
-	struct gr_hello hello = {.version = GR_PROTO_VERSION, .kind = kind, .domid = domid};
+	struct gr_hello hello = { .version = GR_PROTO_VERSION, .kind = kind, .domid = domid };
 	int r = call(&c, GR_OP_HELLO, &hello, sizeof(hello), &c.fd, 1, NULL, 0, NULL, NULL);
 	CHECK_EQ(r, 0);
 	return c;
@@ -101,7 +101,7 @@ static bool hung_up(struct client *c)
 
 static int alloc(struct client *c, uint16_t grantee, uint32_t count, uint32_t *refs)
 {
-	struct gr_alloc req = {.grantee = grantee, .flags = 1, .count = count};
+	struct gr_alloc req = { .grantee = grantee, .flags = 1, .count = count };
 	char out[sizeof(struct gr_alloc_reply) + 64 * 4];
 	int r = call(c, GR_OP_ALLOC, &req, sizeof(req), NULL, 0, out, sizeof(out), NULL, NULL);
 	for (uint32_t i = 0; r == 0 && refs && i < count && i < 64; i++)
@@ -117,7 +117,7 @@ TEST(grant_refs_from_8_lifo_and_table_limit)
 	CHECK_EQ(alloc(&c, 2, 3, refs), 0);
 	CHECK_EQ(refs[0], 8);
 	CHECK_EQ(refs[2], 10);
-	struct gr_range d = {.index = XEN_PAGE_SIZE, .count = 1};
+	struct gr_range d = { .index = XEN_PAGE_SIZE, .count = 1 };
 	CHECK_EQ(call(&c, GR_OP_DEALLOC, &d, sizeof(d), NULL, 0, NULL, 0, NULL, NULL), 0);
 	CHECK_EQ(alloc(&c, 2, 1, refs), 0);
 	CHECK_EQ(refs[0], 9);
@@ -161,10 +161,10 @@ TEST(gntalloc_limit_per_domain)
 
 static int map(struct client *c, uint32_t count, uint64_t *index)
 {
-	char buf[sizeof(struct gr_map) + 16 * sizeof(struct gr_grant_ref)] = {0};
-	struct gr_map m = {.count = count, .n = count};
+	char buf[sizeof(struct gr_map) + 16 * sizeof(struct gr_grant_ref)] = { 0 };
+	struct gr_map m = { .count = count, .n = count };
 	memcpy(buf, &m, sizeof(m));
-	struct gr_map_reply rep = {0};
+	struct gr_map_reply rep = { 0 };
 	int r = call(c, GR_OP_MAP, buf, sizeof(m) + count * sizeof(struct gr_grant_ref), NULL, 0,
 		     &rep, sizeof(rep), NULL, NULL);
 	*index = rep.index / XEN_PAGE_SIZE;
@@ -173,7 +173,7 @@ static int map(struct client *c, uint32_t count, uint64_t *index)
 
 static int unmap(struct client *c, uint64_t index, uint32_t count)
 {
-	struct gr_range u = {.index = index * XEN_PAGE_SIZE, .count = count};
+	struct gr_range u = { .index = index * XEN_PAGE_SIZE, .count = count };
 	return call(c, GR_OP_UNMAP, &u, sizeof(u), NULL, 0, NULL, 0, NULL, NULL);
 }
 
@@ -193,7 +193,7 @@ TEST(gntdev_index_placement)
 	CHECK_EQ(i[3], 6);
 	CHECK_EQ(map(&c, 1, &i[4]), 0); /* but is for 1 */
 	CHECK_EQ(i[4], 0);
-	CHECK_EQ(unmap(&c, 3, 0), 0); /* count 0 matches any */
+	CHECK_EQ(unmap(&c, 3, 0), 0);	/* count 0 matches any */
 	CHECK_EQ(map(&c, 2, &i[5]), 0); /* [3,6) is free: 3 + 2 < 6 */
 	CHECK_EQ(i[5], 3);
 	CHECK_EQ(unmap(&c, 99, 1), -ENOENT);
@@ -206,17 +206,19 @@ TEST(map_refs_arrive_in_several_messages)
 {
 	struct broker *b = new_broker(NULL);
 	struct client c = open_dev(b, GR_KIND_GNTDEV, 2);
-	char buf[sizeof(struct gr_map) + 4 * sizeof(struct gr_grant_ref)] = {0};
-	struct gr_map m = {.count = 10, .n = 4};
+	char buf[sizeof(struct gr_map) + 4 * sizeof(struct gr_grant_ref)] = { 0 };
+	struct gr_map m = { .count = 10, .n = 4 };
 	memcpy(buf, &m, sizeof(m));
-	struct gr_hdr h = {.op = GR_OP_MAP, .size = sizeof(h) + sizeof(buf), .seq = 7};
+	struct gr_hdr h = { .op = GR_OP_MAP, .size = sizeof(h) + sizeof(buf), .seq = 7 };
 	char msg[256];
 	memcpy(msg, &h, sizeof(h));
 	memcpy(msg + sizeof(h), buf, sizeof(buf));
 	CHECK_EQ(gr_send(c.fd, msg, h.size, NULL, 0), 0);
-	struct gr_map_refs more = {.n = 6};
-	h = (struct gr_hdr){.op = GR_OP_MAP_REFS, .flags = GR_HDR_NOREPLY,
-			    .size = sizeof(h) + sizeof(more) + 6 * 8, .seq = 8};
+	struct gr_map_refs more = { .n = 6 };
+	h = (struct gr_hdr){ .op = GR_OP_MAP_REFS,
+			     .flags = GR_HDR_NOREPLY,
+			     .size = sizeof(h) + sizeof(more) + 6 * 8,
+			     .seq = 8 };
 	memset(msg, 0, sizeof(msg));
 	memcpy(msg, &h, sizeof(h));
 	memcpy(msg + sizeof(h), &more, sizeof(more));
@@ -245,7 +247,7 @@ TEST(malformed_messages_close_only_their_connection)
 	struct broker *b = new_broker(NULL);
 	struct client bystander = open_dev(b, GR_KIND_GNTALLOC, 5);
 	CHECK_EQ(alloc(&bystander, 6, 1, NULL), 0);
-	struct gr_hdr h = {.op = GR_OP_BARRIER, .size = sizeof(h), .seq = 1};
+	struct gr_hdr h = { .op = GR_OP_BARRIER, .size = sizeof(h), .seq = 1 };
 
 	/* 1: shorter than a header */
 	struct client c = open_dev(b, GR_KIND_GNTALLOC, 1);
@@ -260,7 +262,7 @@ TEST(malformed_messages_close_only_their_connection)
 	close(c.fd);
 	/* 3: unknown op */
 	c = open_dev(b, GR_KIND_GNTALLOC, 1);
-	h = (struct gr_hdr){.op = 999, .size = sizeof(h), .seq = 1};
+	h = (struct gr_hdr){ .op = 999, .size = sizeof(h), .seq = 1 };
 	send_raw(&c, &h, sizeof(h), NULL, 0);
 	CHECK(hung_up(&c));
 	close(c.fd);
@@ -269,14 +271,14 @@ TEST(malformed_messages_close_only_their_connection)
 	struct {
 		struct gr_hdr h;
 		struct gr_range r;
-	} um = {{.op = GR_OP_UNMAP, .size = sizeof(um), .seq = 1}, {0}};
+	} um = { { .op = GR_OP_UNMAP, .size = sizeof(um), .seq = 1 }, { 0 } };
 	send_raw(&c, &um, sizeof(um), NULL, 0);
 	CHECK(hung_up(&c));
 	close(c.fd);
 	/* 5: a payload of the wrong size */
 	c = open_dev(b, GR_KIND_GNTALLOC, 1);
-	char bad[sizeof(struct gr_hdr) + 7] = {0};
-	h = (struct gr_hdr){.op = GR_OP_ALLOC, .size = sizeof(bad), .seq = 1};
+	char bad[sizeof(struct gr_hdr) + 7] = { 0 };
+	h = (struct gr_hdr){ .op = GR_OP_ALLOC, .size = sizeof(bad), .seq = 1 };
 	memcpy(bad, &h, sizeof(h));
 	send_raw(&c, bad, sizeof(bad), NULL, 0);
 	CHECK(hung_up(&c));
@@ -285,7 +287,7 @@ TEST(malformed_messages_close_only_their_connection)
 	c = open_dev(b, GR_KIND_GNTALLOC, 1);
 	int p[2];
 	CHECK_OK(pipe(p));
-	h = (struct gr_hdr){.op = GR_OP_BARRIER, .size = sizeof(h), .seq = 1};
+	h = (struct gr_hdr){ .op = GR_OP_BARRIER, .size = sizeof(h), .seq = 1 };
 	send_raw(&c, &h, sizeof(h), &p[1], 1);
 	close(p[1]);
 	CHECK(hung_up(&c));
@@ -302,37 +304,37 @@ TEST(malformed_messages_close_only_their_connection)
 	struct {
 		struct gr_hdr h;
 		struct gr_hello hello;
-	} hi = {{.op = GR_OP_HELLO, .size = sizeof(hi), .seq = 2},
-		{.version = GR_PROTO_VERSION, .kind = GR_KIND_GNTDEV}};
+	} hi = { { .op = GR_OP_HELLO, .size = sizeof(hi), .seq = 2 },
+		 { .version = GR_PROTO_VERSION, .kind = GR_KIND_GNTDEV } };
 	send_raw(&c, &hi, sizeof(hi), &c.fd, 1);
 	CHECK(hung_up(&c));
 	close(c.fd);
 	/* 8: a hello of a reserved domain, an unknown kind, a wrong version */
 	c = connect_raw(b);
-	struct gr_hello hello = {.version = GR_PROTO_VERSION, .kind = GR_KIND_GNTDEV,
-				 .domid = 0x7FF0};
+	struct gr_hello hello = { .version = GR_PROTO_VERSION,
+				  .kind = GR_KIND_GNTDEV,
+				  .domid = 0x7FF0 };
 	CHECK_EQ(call(&c, GR_OP_HELLO, &hello, sizeof(hello), &c.fd, 1, NULL, 0, NULL, NULL),
 		 -EINVAL);
 	CHECK(hung_up(&c));
 	close(c.fd);
 	c = connect_raw(b);
-	hello = (struct gr_hello){.version = GR_PROTO_VERSION, .kind = 77};
+	hello = (struct gr_hello){ .version = GR_PROTO_VERSION, .kind = 77 };
 	send_raw(&c, &(struct {
-			     struct gr_hdr h;
-			     struct gr_hello x;
-		     }){{.op = GR_OP_HELLO, .size = sizeof(struct gr_hdr) + sizeof(hello), .seq = 1},
-			hello},
+		struct gr_hdr h;
+		struct gr_hello x;
+	}){ { .op = GR_OP_HELLO, .size = sizeof(struct gr_hdr) + sizeof(hello), .seq = 1 }, hello },
 		 sizeof(struct gr_hdr) + sizeof(hello), NULL, 0);
 	CHECK(hung_up(&c));
 	close(c.fd);
 	c = connect_raw(b);
-	hello = (struct gr_hello){.version = 99, .kind = GR_KIND_GNTDEV};
+	hello = (struct gr_hello){ .version = 99, .kind = GR_KIND_GNTDEV };
 	CHECK_EQ(call(&c, GR_OP_HELLO, &hello, sizeof(hello), &c.fd, 1, NULL, 0, NULL, NULL),
 		 -EPIPE);
 	close(c.fd);
 	/* 9: an attach with something that is not a device socket */
 	c = connect_raw(b);
-	struct gr_attach at = {.version = GR_PROTO_VERSION};
+	struct gr_attach at = { .version = GR_PROTO_VERSION };
 	int null = open("/dev/null", O_RDONLY);
 	CHECK_EQ(call(&c, GR_OP_ATTACH, &at, sizeof(at), &null, 1, NULL, 0, NULL, NULL), -ENODEV);
 	close(null);
@@ -347,7 +349,9 @@ TEST(malformed_messages_close_only_their_connection)
 	close(c.fd);
 	/* 11: a reply flag on a request */
 	c = open_dev(b, GR_KIND_GNTALLOC, 1);
-	h = (struct gr_hdr){.op = GR_OP_BARRIER, .flags = GR_HDR_MORE, .size = sizeof(h), .seq = 1};
+	h = (struct gr_hdr){
+		.op = GR_OP_BARRIER, .flags = GR_HDR_MORE, .size = sizeof(h), .seq = 1
+	};
 	send_raw(&c, &h, sizeof(h), NULL, 0);
 	CHECK(hung_up(&c));
 	close(c.fd);
@@ -372,8 +376,10 @@ TEST(mmap_reply_carries_the_memory_and_a_token)
 	struct broker *b = new_broker(NULL);
 	struct client c = open_dev(b, GR_KIND_GNTALLOC, 1);
 	CHECK_EQ(alloc(&c, 2, 2, NULL), 0);
-	struct gr_mmap m = {.offset = 0, .len = 2 * XEN_PAGE_SIZE, .prot = PROT_READ | PROT_WRITE,
-			    .flags = GR_MMAP_SHARED};
+	struct gr_mmap m = { .offset = 0,
+			     .len = 2 * XEN_PAGE_SIZE,
+			     .prot = PROT_READ | PROT_WRITE,
+			     .flags = GR_MMAP_SHARED };
 	char out[sizeof(struct gr_mmap_reply) + sizeof(struct gr_run)];
 	int fds[GR_MSG_FDS_MAX];
 	unsigned nfds = 0;
@@ -445,7 +451,7 @@ TEST(declared_domain_exists_without_processes)
 	CHECK_EQ(st.domains, 1);
 	/* binding to it works although nothing of it runs */
 	struct client e = open_dev(b, GR_KIND_EVTCHN, 1);
-	struct gr_ev_bind bind = {.remote_domain = 9, .remote_port = 1};
+	struct gr_ev_bind bind = { .remote_domain = 9, .remote_port = 1 };
 	CHECK_EQ(call(&e, GR_OP_EV_BIND_INTERDOMAIN, &bind, sizeof(bind), NULL, 0, NULL, 0, NULL,
 		      NULL),
 		 -EINVAL); /* exists (not ESRCH), has no such port */
@@ -461,9 +467,9 @@ TEST(declared_domain_exists_without_processes)
 static int list(struct broker *b, uint16_t op, size_t row, uint32_t *rows)
 {
 	struct client a = connect_raw(b);
-	struct gr_hello hello = {.version = GR_PROTO_VERSION, .kind = GR_KIND_ADMIN};
+	struct gr_hello hello = { .version = GR_PROTO_VERSION, .kind = GR_KIND_ADMIN };
 	CHECK_EQ(call(&a, GR_OP_HELLO, &hello, sizeof(hello), NULL, 0, NULL, 0, NULL, NULL), 0);
-	struct gr_list_reply lr = {0};
+	struct gr_list_reply lr = { 0 };
 	int r = call(&a, op, NULL, 0, NULL, 0, &lr, sizeof(lr), NULL, NULL);
 	*rows = lr.n;
 	(void)row;
@@ -481,8 +487,9 @@ TEST(listings_cover_every_domain_state)
 	struct client gd = open_dev(b, GR_KIND_GNTDEV, 2);
 	struct client ev = open_dev(b, GR_KIND_EVTCHN, 3);
 	CHECK_EQ(alloc(&ga, 2, 2, NULL), 0);
-	struct gr_ev_bind bind = {.remote_domain = 1};
-	CHECK(call(&ev, GR_OP_EV_BIND_UNBOUND, &bind, sizeof(bind), NULL, 0, NULL, 0, NULL, NULL) > 0);
+	struct gr_ev_bind bind = { .remote_domain = 1 };
+	CHECK(call(&ev, GR_OP_EV_BIND_UNBOUND, &bind, sizeof(bind), NULL, 0, NULL, 0, NULL, NULL) >
+	      0);
 	uint32_t n;
 	CHECK_EQ(list(b, GR_OP_LIST_DOMAINS, sizeof(struct gr_domain_row), &n), 0);
 	CHECK_EQ(n, 3);
@@ -521,8 +528,9 @@ TEST(connections_per_user_are_limited)
 
 static int mmap_req(struct client *c, uint64_t offset, uint64_t len)
 {
-	struct gr_mmap m = {.offset = offset, .len = len, .prot = PROT_READ,
-			    .flags = GR_MMAP_SHARED};
+	struct gr_mmap m = {
+		.offset = offset, .len = len, .prot = PROT_READ, .flags = GR_MMAP_SHARED
+	};
 	int fds[GR_MSG_FDS_MAX];
 	unsigned nfds = 0;
 	int r = call(c, GR_OP_MMAP, &m, sizeof(m), NULL, 0, NULL, 0, fds, &nfds);
@@ -535,8 +543,9 @@ TEST(quota_mappings_per_domain)
 	struct broker *b = new_broker("max-mappings=2");
 	struct client c = open_dev(b, GR_KIND_GNTALLOC, 1);
 	CHECK_EQ(alloc(&c, 2, 1, NULL), 0);
-	struct gr_mmap m = {.offset = 0, .len = XEN_PAGE_SIZE, .prot = PROT_READ,
-			    .flags = GR_MMAP_SHARED};
+	struct gr_mmap m = {
+		.offset = 0, .len = XEN_PAGE_SIZE, .prot = PROT_READ, .flags = GR_MMAP_SHARED
+	};
 	int fds[2][GR_MSG_FDS_MAX];
 	unsigned n[2];
 	for (int i = 0; i < 2; i++)
@@ -564,12 +573,14 @@ TEST(quota_map_refs_per_domain)
 	CHECK_EQ(map(&c, 3, &i), -ENOMEM);
 	CHECK_EQ(map(&c, 2, &i), 0);
 	/* A predicted MAP beyond the quota keeps its place; its mmap fails. */
-	char buf[sizeof(struct gr_map) + 8] = {0};
-	struct gr_map pm = {.count = 1, .n = 1, .index = 5 * XEN_PAGE_SIZE,
-			    .flags = GR_MAP_PREDICTED};
+	char buf[sizeof(struct gr_map) + 8] = { 0 };
+	struct gr_map pm = {
+		.count = 1, .n = 1, .index = 5 * XEN_PAGE_SIZE, .flags = GR_MAP_PREDICTED
+	};
 	memcpy(buf, &pm, sizeof(pm));
-	struct gr_hdr h = {.op = GR_OP_MAP, .flags = GR_HDR_NOREPLY, .size = sizeof(h) + sizeof(buf),
-			   .seq = 99};
+	struct gr_hdr h = {
+		.op = GR_OP_MAP, .flags = GR_HDR_NOREPLY, .size = sizeof(h) + sizeof(buf), .seq = 99
+	};
 	char msg[64];
 	memcpy(msg, &h, sizeof(h));
 	memcpy(msg + sizeof(h), buf, sizeof(buf));
@@ -589,7 +600,9 @@ TEST(quota_files_per_domain)
 	struct client a = open_dev(b, GR_KIND_GNTDEV, 3);
 	struct client e = open_dev(b, GR_KIND_EVTCHN, 3);
 	struct client c = connect_raw(b);
-	struct gr_hello hello = {.version = GR_PROTO_VERSION, .kind = GR_KIND_GNTALLOC, .domid = 3};
+	struct gr_hello hello = { .version = GR_PROTO_VERSION,
+				  .kind = GR_KIND_GNTALLOC,
+				  .domid = 3 };
 	CHECK_EQ(call(&c, GR_OP_HELLO, &hello, sizeof(hello), &c.fd, 1, NULL, 0, NULL, NULL),
 		 -EMFILE);
 	close(c.fd);
@@ -620,12 +633,13 @@ TEST(policy_file_rules)
 	cfg.policy = pol;
 	struct broker *b;
 	CHECK_EQ(broker_create(&cfg, -1, &b), 0);
-	gid_t groups[] = {500};
-	struct conn_cred alice = {.cred = {.pid = 1, .uid = 1234, .gid = 1234}};
-	struct conn_cred bob = {.cred = {.pid = 2, .uid = 999, .gid = 999}};
-	struct conn_cred carol = {.cred = {.pid = 3, .uid = 998, .gid = 998}, .groups = groups,
-				  .ngroups = 1};
-	struct conn_cred me = {.cred = {.pid = 4, .uid = geteuid(), .gid = getegid()}};
+	gid_t groups[] = { 500 };
+	struct conn_cred alice = { .cred = { .pid = 1, .uid = 1234, .gid = 1234 } };
+	struct conn_cred bob = { .cred = { .pid = 2, .uid = 999, .gid = 999 } };
+	struct conn_cred carol = { .cred = { .pid = 3, .uid = 998, .gid = 998 },
+				   .groups = groups,
+				   .ngroups = 1 };
+	struct conn_cred me = { .cred = { .pid = 4, .uid = geteuid(), .gid = getegid() } };
 	CHECK_EQ(policy_check_domain(b, &alice, 2), 0);
 	CHECK_EQ(policy_check_domain(b, &alice, 7), 0);
 	CHECK_EQ(policy_check_domain(b, &alice, 4), -EACCES);
@@ -644,13 +658,13 @@ TEST(policy_file_rules)
 		const char *text;
 		unsigned line;
 	} bad[] = {
-		{"uid 1 domains 1\nuser no-such-user-here domains 1\n", 2},
-		{"uid 1 domains 5-2\n", 1},
-		{"uid 1 domains 40000\n", 1},
-		{"pid 1 domains 1\n", 1},
-		{"uid 1 admin extra\n", 1},
-		{"uid x domains 1\n", 1},
-		{"\n\nuid 1 domains\n", 3},
+		{ "uid 1 domains 1\nuser no-such-user-here domains 1\n", 2 },
+		{ "uid 1 domains 5-2\n", 1 },
+		{ "uid 1 domains 40000\n", 1 },
+		{ "pid 1 domains 1\n", 1 },
+		{ "uid 1 admin extra\n", 1 },
+		{ "uid x domains 1\n", 1 },
+		{ "\n\nuid 1 domains\n", 3 },
 	};
 	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		fd = open(path, O_WRONLY | O_TRUNC);

@@ -427,7 +427,8 @@ static void run(int argc, char **argv)
 		}
 		char out[16 * MAXN] = "ok status";
 		for (int i = 0; i < n; i++)
-			snprintf(out + strlen(out), sizeof(out) - strlen(out), " %d", segs[i].status);
+			snprintf(out + strlen(out), sizeof(out) - strlen(out), " %d",
+				 segs[i].status);
 		say("%s", out);
 	} else if (strcmp(c, "setmax") == 0) {
 		NEED(argc == 2 && value(argv[1], &u[0]));
@@ -466,7 +467,7 @@ static void run(int argc, char **argv)
 		result_int(xenevtchn_unmask(ev, port));
 	} else if (strcmp(c, "pending") == 0) {
 		NEED(argc == 2);
-		struct pollfd pfd = {.fd = xenevtchn_fd(ev), .events = POLLIN};
+		struct pollfd pfd = { .fd = xenevtchn_fd(ev), .events = POLLIN };
 		int r;
 		do
 			r = poll(&pfd, 1, atoi(argv[1]));
