@@ -319,6 +319,41 @@ TEST(grantee_sees_data_both_ways)
 	close(fd);
 }
 
+TEST(a_page_still_mapped_by_the_grantee_leaves_the_limit_at_once)
+{
+	/* Since Linux 5.17 (XSA-396): a gref whose owner let go leaves the
+	 * 1024-page accounting at once, even while the grantee maps it. */
+	struct tap_link l;
+	tap_link_init(&l);
+	tap_set_domid(1);
+	int fd = open_gntalloc();
+	uint64_t idx;
+	uint32_t *refs = malloc(1024 * 4);
+	CHECK_OK(ga_alloc(fd, 2, 1, 1024, &idx, refs));
+	pid_t pid = tap_fork_domain(2, &l);
+	if (pid == 0) {
+		int g = open_gntdev();
+		uint64_t gi;
+		CHECK_OK(gd_map1(g, 1, refs[0], &gi));
+		char *q = map_pages(g, gi, 1, PROT_READ);
+		CHECK(q != MAP_FAILED);
+		tap_send(&l, 0);
+		tap_recv(&l);
+		munmap(q, PAGE);
+		close(g);
+		tap_child_exit();
+	}
+	tap_recv(&l);
+	CHECK_ERR(ga_alloc(fd, 2, 1, 1, &idx, refs), ENOSPC);
+	CHECK_OK(ga_dealloc(fd, 0, 1)); /* still mapped by domain 2 */
+	CHECK_OK(ga_alloc(fd, 2, 1, 1, &idx, refs));
+	tap_send(&l, 0);
+	tap_wait_ok(pid);
+	tap_link_close(&l);
+	free(refs);
+	close(fd);
+}
+
 int main(int argc, char **argv)
 {
 	return tap_main(argc, argv, TAP_PRELOAD | TAP_BROKER);

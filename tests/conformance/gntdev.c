@@ -524,6 +524,91 @@ TEST(bad_pointers_never_crash)
 	close(fd);
 }
 
+TEST(get_offset_from_a_hole_below_the_mapping)
+{
+	uint32_t refs[1];
+	char *p;
+	int ga = share(2, 1, 1, refs, &p);
+	pid_t pid = tap_fork_domain(2, NULL);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		uint64_t idx, off;
+		uint32_t cnt;
+		CHECK_OK(gd_map1(fd, 1, refs[0], &idx));
+		/* Place the mapping right above a hole we make ourselves. */
+		char *area = mmap(NULL, 3 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		char *q = mmap(area + 2 * PAGE, PAGE, PROT_READ, MAP_SHARED | MAP_FIXED, fd,
+			       (off_t)idx);
+		CHECK(q == area + 2 * PAGE); /* MAP_FIXED is allowed (§4.11) */
+		munmap(area, 2 * PAGE);
+		/* find_vma: the first mapping above the address is ours. */
+		CHECK_OK(get_offset(fd, area + 100, &off, &cnt));
+		CHECK_EQ(off, idx);
+		CHECK_EQ(cnt, 1);
+		munmap(q, PAGE);
+		CHECK_OK(gd_unmap(fd, idx, 1));
+		close(fd);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+	munmap(p, PAGE);
+	close(ga);
+}
+
+TEST(failed_notify_drops_its_event_reference)
+{
+	uint32_t refs[1];
+	char *p;
+	int ga = share(2, 1, 1, refs, &p);
+	pid_t pid = tap_fork_domain(2, NULL);
+	if (pid == 0) {
+		int ev = open_evtchn(), fd = open_gntdev();
+		int port = ev_unbound(ev, 1);
+		CHECK(port > 0);
+		uint64_t idx;
+		CHECK_OK(gd_map1(fd, 1, refs[0], &idx));
+		/* SEND_EVENT takes a reference on the port, then the lookup
+		 * fails: the reference must go again. */
+		CHECK_ERR(gd_notify(fd, idx + 50 * PAGE, UNMAP_NOTIFY_SEND_EVENT, port), ENOENT);
+		CHECK_OK(ev_unbind(ev, port));
+		/* Nothing holds it: the port is free, the lowest again. */
+		CHECK_EQ(ev_unbound(ev, 1), port);
+		CHECK_OK(gd_unmap(fd, idx, 1));
+		close(fd);
+		close(ev);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+	munmap(p, PAGE);
+	close(ga);
+}
+
+TEST(mremap_of_a_grant_mapping)
+{
+	uint32_t refs[2];
+	char *p;
+	int ga = share(2, 2, 1, refs, &p);
+	pid_t pid = tap_fork_domain(2, NULL);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		uint64_t idx;
+		CHECK_OK(gd_map(fd, 1, 2, refs, &idx));
+		char *q = map_pages(fd, idx, 2, PROT_READ);
+		CHECK(q != MAP_FAILED);
+		/* VM_DONTEXPAND: it cannot grow. */
+		CHECK_ERR(mremap(q, 2 * PAGE, 4 * PAGE, MREMAP_MAYMOVE), EFAULT);
+		/* Shrinking in place is an munmap of the tail. */
+		CHECK(mremap(q, 2 * PAGE, PAGE, 0) == q);
+		munmap(q, PAGE);
+		CHECK_OK(gd_unmap(fd, idx, 2));
+		close(fd);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+	munmap(p, 2 * PAGE);
+	close(ga);
+}
+
 int main(int argc, char **argv)
 {
 	return tap_main(argc, argv, TAP_PRELOAD | TAP_BROKER);

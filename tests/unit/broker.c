@@ -677,6 +677,34 @@ TEST(policy_file_rules)
 	unlink(path);
 }
 
+TEST(maptrack_limit_fails_the_mmap)
+{
+	/* Xen's maptrack: grant pages one domain may map (GNTST_no_space per
+	 * op, EINVAL from gntdev's mmap). */
+	struct broker *b = new_broker("max-maptrack=3");
+	struct client ga = open_dev(b, GR_KIND_GNTALLOC, 1);
+	uint32_t refs[4];
+	CHECK_EQ(alloc(&ga, 2, 4, refs), 0);
+	struct client gd = open_dev(b, GR_KIND_GNTDEV, 2);
+	char buf[sizeof(struct gr_map) + 4 * sizeof(struct gr_grant_ref)] = { 0 };
+	struct gr_map m = { .count = 4, .n = 4 };
+	memcpy(buf, &m, sizeof(m));
+	for (int i = 0; i < 4; i++) {
+		struct gr_grant_ref r = { .domid = 1, .ref = refs[i] };
+		memcpy(buf + sizeof(m) + i * sizeof(r), &r, sizeof(r));
+	}
+	struct gr_map_reply rep;
+	CHECK_EQ(call(&gd, GR_OP_MAP, buf, sizeof(buf), NULL, 0, &rep, sizeof(rep), NULL, NULL), 0);
+	CHECK_EQ(mmap_req(&gd, rep.index, 4 * XEN_PAGE_SIZE), -EINVAL);
+	/* the three that did map are held until the map goes */
+	struct broker_stats st;
+	broker_get_stats(b, &st);
+	CHECK_EQ(unmap(&gd, rep.index / XEN_PAGE_SIZE, 4), 0);
+	close(gd.fd);
+	close(ga.fd);
+	broker_destroy(b);
+}
+
 int main(int argc, char **argv)
 {
 	return tap_main(argc, argv, 0);
