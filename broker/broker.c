@@ -92,7 +92,7 @@ int broker_create(const struct broker_config *cfg, int listen_fd, struct broker 
 	b->cfg = *cfg;
 	b->uid = geteuid();
 	b->listen_fd = listen_fd;
-	b->timer_fd = b->reserve_fd = b->epoch_fd = b->epoch_ro_fd = -1;
+	b->timer_fd = b->reserve_fd = b->epoch_fd = b->epoch_ro_fd = b->xs_listen_fd = -1;
 	list_init(&b->conns);
 	list_init(&b->dead_conns);
 	list_init(&b->files);
@@ -165,6 +165,7 @@ void broker_destroy(struct broker *b)
 		mapping_release(m);
 	}
 	reap_dead_conns(b);
+	broker_xenstore_fini(b);
 	grants_expire_all(b);
 	for (uint32_t id = 0; b->domains && id < DOMID_FIRST_RESERVED; id++) {
 		struct domain *d = b->domains[id];

@@ -67,6 +67,13 @@ int broker_create(const struct broker_config *cfg, int listen_fd, struct broker 
 /* Closes every connection and frees everything. NULL is accepted. */
 void broker_destroy(struct broker *b);
 
+/*
+ * Serves granted's xenstore on listen_fd (a listening SOCK_STREAM socket,
+ * not consumed): the broker's policy decides which domain each connection
+ * may be, and domains are introduced and released with their processes.
+ */
+int broker_serve_xenstore(struct broker *b, int listen_fd);
+
 /* Hands a connected SOCK_SEQPACKET socket to the broker (consumed). */
 int broker_add_client(struct broker *b, int fd);
 

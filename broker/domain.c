@@ -40,8 +40,10 @@ int domain_claim(struct broker *b, uint16_t id, struct domain **out)
 		b->domains[id] = d;
 		log_info("domain %u created", id);
 	}
-	if (d->claims++ == 0)
+	if (d->claims++ == 0) {
 		epoch_bump(b, id); /* alive again after dying */
+		xenstore_domain_alive(b, id, true);
+	}
 	*out = d;
 	return 0;
 }
@@ -85,7 +87,9 @@ void domain_unclaim(struct domain *d)
 		if (d->grants_used > 0)
 			log_info("domain %u dying: %u grants still mapped elsewhere", d->id,
 				 d->grants_used);
+		uint16_t id = d->id;
 		domain_maybe_free(d);
+		xenstore_domain_alive(b, id, false);
 		/* As Xen tells the hardware domain that a domain died. */
 		evtchn_virq_dom_exc(b);
 	}

@@ -33,6 +33,7 @@
 struct conn;
 struct file;
 struct evtchn_file;
+struct xs_server;
 
 enum grant_state {
 	GRANT_FREE = 0,
@@ -259,6 +260,9 @@ struct broker {
 	uint32_t nending, ending_cap;
 	bool stop;
 	uint64_t idle_since_ns;
+	struct xs_server *xs; /* the xenstore service, if served */
+	int xs_listen_fd;
+	struct loop_source *xs_src;
 };
 
 uint64_t now_ns(void);
@@ -368,6 +372,10 @@ int copy_refs(struct conn *c, struct file *f, const struct gr_hdr *h, const void
 
 /* admin.c */
 int admin_handle(struct conn *c, const struct gr_hdr *h, const void *p, size_t len);
+
+/* xenstore.c: a domain got its first process (alive) or lost its last. */
+void xenstore_domain_alive(struct broker *b, uint16_t domid, bool alive);
+void broker_xenstore_fini(struct broker *b);
 
 /* policy.c */
 /* 0 if the peer may act as domid, else -EACCES (-EINVAL: reserved id). */

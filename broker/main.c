@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,8 +58,9 @@ static int mkdir_parents(const char *path, mode_t mode)
 	return r;
 }
 
-/* Binds and listens on path, after making sure no live broker owns it. */
-static int listen_on(const char *path)
+/* Binds and listens on path (SOCK_SEQPACKET for clients, SOCK_STREAM for
+ * xenstore), after making sure no live server owns it. */
+static int listen_on(const char *path, int type)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
@@ -76,7 +78,7 @@ static int listen_on(const char *path)
 			log_err("%s exists and is not a socket; not touching it", path);
 			return -1;
 		}
-		int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+		int probe = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
 		if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
 			close(probe);
 			log_err("another broker is already listening on %s", path);
@@ -87,7 +89,7 @@ static int listen_on(const char *path)
 		log_info("removing stale socket %s", path);
 		unlink(path);
 	}
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0) {
 		log_err("cannot listen on %s: %s", path, strerror(errno));
 		if (fd >= 0)
@@ -153,16 +155,23 @@ int main(int argc, char **argv)
 		{ 0 },
 	};
 	struct broker_config cfg;
-	const char *socket_opt = NULL, *config = NULL;
+	const char *socket_opt = NULL, *config = NULL, *xenstore_opt = NULL;
+	bool xenstore = true;
 	char *sets[64];
 	unsigned nsets = 0;
 	int ready_fd = -1, c;
 
 	broker_config_defaults(&cfg);
-	while ((c = getopt_long(argc, argv, "s:c:p:o:l:r:i:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:c:p:x:Xo:l:r:i:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			socket_opt = optarg;
+			break;
+		case 'x':
+			xenstore_opt = optarg;
+			break;
+		case 'X':
+			xenstore = false;
 			break;
 		case 'c':
 			config = optarg;
@@ -277,17 +286,42 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
-	int lfd = listen_on(path);
+	/* The xenstore socket: beside ours unless told otherwise. Its path is
+	 * computed before GRANTED_SOCKET could differ from --socket. */
+	char xs_path[108] = "";
+	if (xenstore) {
+		if (xenstore_opt) {
+			snprintf(xs_path, sizeof(xs_path), "%s", xenstore_opt);
+		} else {
+			char *slash = strrchr(path, '/');
+			int dir = slash ? (int)(slash - path) + 1 : 0;
+			snprintf(xs_path, sizeof(xs_path), "%.*sxenstored.socket", dir, path);
+		}
+	}
+	int lfd = listen_on(path, SOCK_SEQPACKET);
 	if (lfd < 0)
 		return 1;
-	struct stat ours;
+	int xfd = xenstore ? listen_on(xs_path, SOCK_STREAM) : -1;
+	if (xenstore && xfd < 0)
+		return 1;
+	struct stat ours, ours_xs;
 	stat(path, &ours);
+	if (xenstore)
+		stat(xs_path, &ours_xs);
 
 	struct broker *b;
 	int r = broker_create(&cfg, lfd, &b);
 	if (r < 0) {
 		log_err("cannot start: %s", strerror(-r));
 		return 1;
+	}
+	if (xenstore) {
+		r = broker_serve_xenstore(b, xfd);
+		if (r < 0) {
+			log_err("cannot serve xenstore: %s", strerror(-r));
+			return 1;
+		}
+		log_info("serving xenstore on %s", xs_path);
 	}
 	struct sig_ctx sig = { .b = b, .fd = sfd };
 	if (sfd < 0 || !loop_add(broker_loop(b), sfd, EPOLLIN, on_signal, &sig)) {
@@ -302,6 +336,11 @@ int main(int argc, char **argv)
 	struct stat now;
 	if (stat(path, &now) == 0 && now.st_ino == ours.st_ino && now.st_dev == ours.st_dev)
 		unlink(path);
+	if (xenstore && stat(xs_path, &now) == 0 && now.st_ino == ours_xs.st_ino &&
+	    now.st_dev == ours_xs.st_dev)
+		unlink(xs_path);
+	if (xfd >= 0)
+		close(xfd);
 	close(lfd);
 	close(sfd);
 	policy_free(policy);

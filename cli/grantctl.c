@@ -199,6 +199,10 @@ static int cmd_run(int argc, char **argv)
 	setenv("GRANTED_DOMID", buf, 1);
 	snprintf(buf, sizeof(buf), "%d", claim);
 	setenv("GRANTED_CLAIM_FD", buf, 1);
+	/* Where libxenstore and pyxs find the broker's xenstore. */
+	char xs[108];
+	if (!getenv("XENSTORED_PATH") && granted_xenstore_path(xs, sizeof(xs)) == 0)
+		setenv("XENSTORED_PATH", xs, 1);
 	execvp(argv[optind], argv + optind);
 	fprintf(stderr, "grantctl: cannot run %s: %s\n", argv[optind], strerror(errno));
 	return 127;

@@ -11,4 +11,11 @@
  */
 int gr_socket_path(char *buf, size_t len);
 
+/*
+ * Where the broker serves xenstore: $GRANTED_XENSTORE if set, else
+ * xenstored.socket in the directory of gr_socket_path(). Programs run by
+ * grantctl get it as $XENSTORED_PATH, where libxenstore and pyxs look.
+ */
+int gr_xenstore_path(char *buf, size_t len);
+
 #endif

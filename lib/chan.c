@@ -56,6 +56,11 @@ GR_EXPORT int granted_socket_path(char *buf, size_t len)
 	return gr_socket_path(buf, len);
 }
 
+GR_EXPORT int granted_xenstore_path(char *buf, size_t len)
+{
+	return gr_xenstore_path(buf, len);
+}
+
 int gr_connect(int *out)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };

@@ -40,6 +40,7 @@ static void load(void)
 	LOAD(select);
 	LOAD(pselect);
 	LOAD(sendmsg);
+	LOAD(connect);
 	LOAD(sendmmsg);
 }
 

@@ -327,6 +327,22 @@ out:
 	errno = saved;
 }
 
+/* glibc declares the address as a transparent union (_GNU_SOURCE). */
+EXPORT int connect(int fd, __CONST_SOCKADDR_ARG arg, socklen_t len)
+{
+	const struct sockaddr *addr = arg.__sockaddr__;
+	real_init();
+	int r = real.connect(fd, addr, len);
+	if (r == 0) {
+		int saved = errno;
+		int c = xenstore_claim(fd, addr, len);
+		if (c < 0)
+			return fail(c);
+		errno = saved;
+	}
+	return r;
+}
+
 EXPORT ssize_t sendmsg(int fd, const struct msghdr *mh, int flags)
 {
 	real_init();

@@ -43,6 +43,7 @@ struct real_fns {
 	int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *,
 		       const sigset_t *);
 	ssize_t (*sendmsg)(int, const struct msghdr *, int);
+	int (*connect)(int, const struct sockaddr *, socklen_t);
 	int (*sendmmsg)(int, struct mmsghdr *, unsigned, int);
 };
 extern struct real_fns real;
@@ -81,5 +82,9 @@ int shim_ioctl(struct shfile *f, unsigned long req, void *arg);
 
 /* The domain this process acts as ($GRANTED_DOMID, default 0). */
 int shim_domid(uint16_t *out);
+
+/* xenstore.c: claims our domain on a fresh connection to granted's xenstore;
+ * 0, or -errno (EACCES when the broker refuses it). */
+int xenstore_claim(int fd, const struct sockaddr *addr, socklen_t len);
 
 #endif

@@ -8,32 +8,32 @@
 
 #include "internal.h"
 
-int changes_init(struct changes *c)
+int xs_changes_init(struct changes *c)
 {
 	list_init(&c->order);
 	c->n = 0;
-	return hmap_init(&c->map) < 0 ? -1 : 0;
+	return xs_hmap_init(&c->map) < 0 ? -1 : 0;
 }
 
-void changes_fini(struct changes *c)
+void xs_changes_fini(struct changes *c)
 {
 	struct change *ch;
 	list_for_each(ch, tmp, &c->order, struct change, order)
 	{
-		rec_free(ch->rec);
+		xs_rec_free(ch->rec);
 		free(ch);
 	}
 	list_init(&c->order);
 	c->n = 0;
-	hmap_fini(&c->map);
+	xs_hmap_fini(&c->map);
 }
 
-struct change *changes_find(const struct changes *c, const char *path)
+struct change *xs_changes_find(const struct changes *c, const char *path)
 {
-	return (struct change *)hmap_find(&c->map, path, hmap_hash(path));
+	return (struct change *)xs_hmap_find(&c->map, path, xs_hmap_hash(path));
 }
 
-struct change *changes_add(struct changes *c, const char *path, const struct rec *base)
+struct change *xs_changes_add(struct changes *c, const char *path, const struct rec *base)
 {
 	size_t len = strlen(path);
 	uint32_t np = base ? base->nperms : 0;
@@ -48,16 +48,16 @@ struct change *changes_add(struct changes *c, const char *path, const struct rec
 	ch->old_perms = np ? (struct xs_perm *)((char *)ch + off) : NULL;
 	if (np)
 		memcpy(ch->old_perms, base->perms, np * sizeof(struct xs_perm));
-	ch->h = (struct hnode){ .hash = hmap_hash(path), .key = ch->path };
-	hmap_insert(&c->map, &ch->h);
+	ch->h = (struct hnode){ .hash = xs_hmap_hash(path), .key = ch->path };
+	xs_hmap_insert(&c->map, &ch->h);
 	list_append(&c->order, &ch->order);
 	c->n++;
 	return ch;
 }
 
-void change_set(struct change *ch, struct rec *r)
+void xs_change_set(struct change *ch, struct rec *r)
 {
-	rec_free(ch->rec);
+	xs_rec_free(ch->rec);
 	ch->rec = r;
 	ch->written = true;
 }

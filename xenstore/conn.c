@@ -26,10 +26,10 @@
 
 static void conn_ready(void *data, uint32_t events);
 
-struct actor conn_actor(const struct conn *c)
+struct actor xs_conn_actor(const struct conn *c)
 {
 	struct actor a = { .domid = c->domid, .priv = c->domid == 0 };
-	const struct domain *d = domain_find(c->s, c->domid);
+	const struct domain *d = xs_domain_find(c->s, c->domid);
 	if (d && d->has_target) {
 		a.has_target = true;
 		a.target = d->target;
@@ -37,13 +37,13 @@ struct actor conn_actor(const struct conn *c)
 	return a;
 }
 
-const char *conn_home(const struct conn *c, char *buf, size_t size)
+const char *xs_conn_home(const struct conn *c, char *buf, size_t size)
 {
 	snprintf(buf, size, "/local/domain/%u", c->domid);
 	return buf;
 }
 
-int conn_create(struct xs_server *s, int fd)
+int xs_conn_create(struct xs_server *s, int fd)
 {
 	if (s->nconns >= s->cfg.max_connections) {
 		close(fd);
@@ -51,7 +51,7 @@ int conn_create(struct xs_server *s, int fd)
 	}
 	struct conn *c = calloc(1, sizeof(*c));
 	char *in = malloc(IN_BUF);
-	struct domain *d0 = domain_get(s, 0);
+	struct domain *d0 = xs_domain_get(s, 0);
 	int flags = fcntl(fd, F_GETFL);
 	if (!c || !in || !d0 || flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
 	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
@@ -99,7 +99,7 @@ static void set_events(struct conn *c)
 	loop_modify(c->src, ev);
 }
 
-void conn_kill(struct conn *c, const char *why)
+void xs_conn_kill(struct conn *c, const char *why)
 {
 	if (c->dead)
 		return;
@@ -110,13 +110,13 @@ void conn_kill(struct conn *c, const char *why)
 	c->src = NULL;
 	close(c->fd);
 	c->fd = -1;
-	watch_remove_all(c);
+	xs_watch_remove_all(c);
 	struct tx *t;
 	list_for_each(t, tmp, &c->txs, struct tx, link)
 	{
-		tx_free(t);
+		xs_tx_free(t);
 	}
-	struct domain *d = domain_find(s, c->domid);
+	struct domain *d = xs_domain_find(s, c->domid);
 	if (d && d->conns)
 		d->conns--;
 	s->nconns--;
@@ -128,10 +128,10 @@ void conn_kill(struct conn *c, const char *why)
 	list_append(&s->zombies, &c->link);
 }
 
-void conn_destroy(struct conn *c)
+void xs_conn_destroy(struct conn *c)
 {
 	if (!c->dead)
-		conn_kill(c, "server destroyed");
+		xs_conn_kill(c, "server destroyed");
 	while (c->out_head) {
 		struct outmsg *m = c->out_head;
 		c->out_head = m->next;
@@ -149,7 +149,7 @@ static void enqueue(struct conn *c, uint32_t type, uint32_t req_id, uint32_t tx_
 	struct outmsg *m = malloc(sizeof(*m) + sizeof(struct xs_hdr) + len);
 	if (!m) {
 		/* The peer would wait for this reply forever. */
-		conn_kill(c, "out of memory");
+		xs_conn_kill(c, "out of memory");
 		return;
 	}
 	struct xs_hdr h = { .type = type, .req_id = req_id, .tx_id = tx_id, .len = (uint32_t)len };
@@ -162,18 +162,18 @@ static void enqueue(struct conn *c, uint32_t type, uint32_t req_id, uint32_t tx_
 	*c->out_tail = m;
 	c->out_tail = &m->next;
 	c->out_bytes += m->len;
-	server_want_flush(c->s, c);
+	xs_server_want_flush(c->s, c);
 }
 
-void conn_reply(struct conn *c, uint32_t type, const struct xs_hdr *req, const void *p1, size_t l1,
-		const void *p2, size_t l2)
+void xs_conn_reply(struct conn *c, uint32_t type, const struct xs_hdr *req, const void *p1,
+		   size_t l1, const void *p2, size_t l2)
 {
 	if (c->dead)
 		return;
 	enqueue(c, type, req->req_id, req->tx_id, p1, l1, p2, l2, false);
 }
 
-void conn_event(struct conn *c, const char *path, const char *token)
+void xs_conn_event(struct conn *c, const char *path, const char *token)
 {
 	size_t pl = strlen(path) + 1, tl = strlen(token) + 1;
 	if (c->dead || c->closing || pl + tl > XS_PAYLOAD_MAX)
@@ -191,7 +191,7 @@ void conn_event(struct conn *c, const char *path, const char *token)
 
 static void process_input(struct conn *c);
 
-void conn_flush(struct conn *c)
+void xs_conn_flush(struct conn *c)
 {
 	while (!c->dead && c->out_head) {
 		struct iovec iov[IOV_MAX_BATCH];
@@ -206,7 +206,7 @@ void conn_flush(struct conn *c)
 		if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
 		if (k < 0) {
-			conn_kill(c, strerror(errno));
+			xs_conn_kill(c, strerror(errno));
 			return;
 		}
 		size_t done = (size_t)k;
@@ -230,7 +230,7 @@ void conn_flush(struct conn *c)
 	if (c->dead)
 		return;
 	if (!c->out_head && c->closing) {
-		conn_kill(c, "refused");
+		xs_conn_kill(c, "refused");
 		return;
 	}
 	if (c->paused && c->out_bytes <= c->s->cfg.max_queued_bytes / 2) {
@@ -265,7 +265,7 @@ static void process_input(struct conn *c)
 			pos += sizeof(h);
 			c->discard = h.len;
 			static const char e2big[] = "E2BIG";
-			conn_reply(c, XS_ERROR, &h, e2big, sizeof(e2big), NULL, 0);
+			xs_conn_reply(c, XS_ERROR, &h, e2big, sizeof(e2big), NULL, 0);
 			continue;
 		}
 		if (c->in_len - pos < sizeof(h) + h.len)
@@ -274,7 +274,7 @@ static void process_input(struct conn *c)
 		memcpy(payload, c->in + pos + sizeof(h), h.len);
 		payload[h.len] = '\0';
 		pos += sizeof(h) + h.len;
-		proto_handle(c, &h, payload);
+		xs_proto_handle(c, &h, payload);
 		if (!c->dead && c->out_bytes > c->s->cfg.max_queued_bytes)
 			c->paused = true;
 	}
@@ -296,7 +296,7 @@ static void read_input(struct conn *c)
 		if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
 		if (k <= 0) {
-			conn_kill(c, k == 0 ? "end of file" : strerror(errno));
+			xs_conn_kill(c, k == 0 ? "end of file" : strerror(errno));
 			return;
 		}
 		c->in_len += (size_t)k;
@@ -308,14 +308,14 @@ static void conn_ready(void *data, uint32_t events)
 {
 	struct conn *c = data;
 	struct xs_server *s = c->s;
-	server_enter(s);
+	xs_server_enter(s);
 	if (events & EPOLLOUT)
-		conn_flush(c);
+		xs_conn_flush(c);
 	if (!c->dead && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
 		if (!c->paused && !c->closing)
 			read_input(c);
 		else if (events & (EPOLLHUP | EPOLLERR))
-			conn_kill(c, "hung up");
+			xs_conn_kill(c, "hung up");
 	}
-	server_leave(s);
+	xs_server_leave(s);
 }

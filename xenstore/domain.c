@@ -21,7 +21,7 @@
 
 static const struct actor system_actor = { .domid = 0, .priv = true };
 
-struct domain *domain_find(const struct xs_server *s, unsigned domid)
+struct domain *xs_domain_find(const struct xs_server *s, unsigned domid)
 {
 	for (struct domain *d = s->domains[domid % NBUCKETS]; d; d = d->next)
 		if (d->domid == domid)
@@ -29,9 +29,9 @@ struct domain *domain_find(const struct xs_server *s, unsigned domid)
 	return NULL;
 }
 
-struct domain *domain_get(struct xs_server *s, unsigned domid)
+struct domain *xs_domain_get(struct xs_server *s, unsigned domid)
 {
-	struct domain *d = domain_find(s, domid);
+	struct domain *d = xs_domain_find(s, domid);
 	if (d)
 		return d;
 	d = calloc(1, sizeof(*d));
@@ -43,7 +43,7 @@ struct domain *domain_get(struct xs_server *s, unsigned domid)
 	return d;
 }
 
-void domain_free_all(struct xs_server *s)
+void xs_domain_free_all(struct xs_server *s)
 {
 	for (size_t i = 0; i < NBUCKETS; i++) {
 		while (s->domains[i]) {
@@ -56,9 +56,9 @@ void domain_free_all(struct xs_server *s)
 
 static void fire_special(struct xs_server *s, const char *name)
 {
-	const struct rec *r = store_get(&s->store, name, STORE_HEAD);
+	const struct rec *r = xs_store_get(&s->store, name, STORE_HEAD);
 	if (r)
-		watch_fire(s, name, true, NULL, 0, r);
+		xs_watch_fire(s, name, true, NULL, 0, r);
 }
 
 static void set_introduced(struct xs_server *s, struct domain *d, bool on)
@@ -79,11 +79,11 @@ static int ensure(struct view *v, const char *path, const char *value, const str
 		  uint32_t n)
 {
 	const struct rec *r;
-	int e = tree_get(v, path, XS_PERM_READ, &r);
+	int e = xs_tree_get(v, path, XS_PERM_READ, &r);
 	if (e != -ENOENT)
 		return e;
-	e = tree_write(v, path, value, (uint32_t)strlen(value));
-	return e < 0 ? e : tree_set_perms(v, path, p, n);
+	e = xs_tree_write(v, path, value, (uint32_t)strlen(value));
+	return e < 0 ? e : xs_tree_set_perms(v, path, p, n);
 }
 
 static int make_home(struct xs_server *s, unsigned domid)
@@ -95,7 +95,7 @@ static int make_home(struct xs_server *s, unsigned domid)
 	const struct xs_perm rw[1] = { { domid, XS_PERM_NONE } };
 	char home[64], path[96], value[16];
 	struct view v;
-	int e = view_begin(&v, s, NULL, &system_actor);
+	int e = xs_view_begin(&v, s, NULL, &system_actor);
 	if (e < 0)
 		return e;
 	snprintf(home, sizeof(home), "/local/domain/%u", domid);
@@ -111,7 +111,7 @@ static int make_home(struct xs_server *s, unsigned domid)
 		snprintf(path, sizeof(path), "%s/%s", home, owned[i]);
 		e = ensure(&v, path, "", rw, 1);
 	}
-	int e2 = view_end(&v, e == 0);
+	int e2 = xs_view_end(&v, e == 0);
 	return e < 0 ? e : e2;
 }
 
@@ -164,7 +164,7 @@ static void find_entries(void *arg, const char *path, const struct rec *r)
  * each). @-nodes are left alone. */
 static void find_orphans(struct xs_server *s, char *buf, struct collect *c)
 {
-	const struct rec *r = store_get(&s->store, buf, STORE_HEAD);
+	const struct rec *r = xs_store_get(&s->store, buf, STORE_HEAD);
 	if (!r)
 		return;
 	if (r->perms[0].id == c->domid && strcmp(buf, "/") != 0) {
@@ -192,13 +192,13 @@ static void domain_gone(struct xs_server *s, unsigned domid)
 	struct view v;
 
 	/* Entries naming it become inert: no watch event for that. */
-	store_foreach(&s->store, find_entries, &c);
-	if (c.n && view_begin(&v, s, NULL, &system_actor) == 0) {
+	xs_store_foreach(&s->store, find_entries, &c);
+	if (c.n && xs_view_begin(&v, s, NULL, &system_actor) == 0) {
 		int e = 0;
 		for (size_t i = 0; e == 0 && i < c.n; i++) {
-			const struct rec *r = store_get(&s->store, c.paths[i], STORE_HEAD);
-			struct rec *copy = rec_new(r->perms, r->nperms, r->data, r->datalen,
-						   r->children, r->childlen);
+			const struct rec *r = xs_store_get(&s->store, c.paths[i], STORE_HEAD);
+			struct rec *copy = xs_rec_new(r->perms, r->nperms, r->data, r->datalen,
+						      r->children, r->childlen);
 			if (!copy) {
 				e = -ENOMEM;
 				break;
@@ -206,21 +206,21 @@ static void domain_gone(struct xs_server *s, unsigned domid)
 			for (uint32_t k = 1; k < copy->nperms; k++)
 				if (copy->perms[k].id == domid)
 					copy->perms[k].perms |= XS_PERM_IGNORE;
-			struct change *ch = changes_add(&v.batch, c.paths[i], r);
+			struct change *ch = xs_changes_add(&v.batch, c.paths[i], r);
 			if (!ch) {
-				rec_free(copy);
+				xs_rec_free(copy);
 				e = -ENOMEM;
 				break;
 			}
-			change_set(ch, copy);
+			xs_change_set(ch, copy);
 		}
-		if (view_end(&v, e == 0) < 0 || e < 0)
+		if (xs_view_end(&v, e == 0) < 0 || e < 0)
 			log_warn("xenstore: cannot retire permissions of domain %u", domid);
 	}
 	collect_free(&c);
 
 	/* Orphans go, with their watch events. */
-	const struct domain *d = domain_find(s, domid);
+	const struct domain *d = xs_domain_find(s, domid);
 	if (!d || !d->nodes)
 		return;
 	c = (struct collect){ .domid = domid };
@@ -228,11 +228,11 @@ static void domain_gone(struct xs_server *s, unsigned domid)
 	find_orphans(s, buf, &c);
 	if (c.failed)
 		log_warn("xenstore: out of memory looking for orphans of domain %u", domid);
-	if (view_begin(&v, s, NULL, &system_actor) == 0) {
+	if (xs_view_begin(&v, s, NULL, &system_actor) == 0) {
 		int e = 0;
 		for (size_t i = 0; e == 0 && i < c.n; i++)
-			e = tree_remove(&v, c.paths[i]);
-		if (view_end(&v, e == 0) < 0 || e < 0)
+			e = xs_tree_remove(&v, c.paths[i]);
+		if (xs_view_end(&v, e == 0) < 0 || e < 0)
 			log_warn("xenstore: cannot remove the nodes of domain %u", domid);
 	}
 	collect_free(&c);
@@ -244,7 +244,7 @@ static void kill_conns(struct xs_server *s, unsigned domid)
 	list_for_each(c, tmp, &s->conns, struct conn, link)
 	{
 		if (c->domid == domid)
-			conn_kill(c, "its domain was released");
+			xs_conn_kill(c, "its domain was released");
 	}
 }
 
@@ -256,12 +256,12 @@ int xs_domain_introduce(struct xs_server *s, unsigned domid)
 		return -EINVAL;
 	if (domid == 0)
 		return 0;
-	server_enter(s);
-	struct domain *d = domain_get(s, domid);
+	xs_server_enter(s);
+	struct domain *d = xs_domain_get(s, domid);
 	int e = d ? make_home(s, domid) : -ENOMEM;
 	if (e == 0)
 		set_introduced(s, d, true);
-	server_leave(s);
+	xs_server_leave(s);
 	return e;
 }
 
@@ -269,28 +269,28 @@ void xs_domain_release(struct xs_server *s, unsigned domid)
 {
 	if (domid == 0 || domid >= XS_DOMID_FIRST_RESERVED)
 		return;
-	server_enter(s);
+	xs_server_enter(s);
 	kill_conns(s, domid);
 	struct view v;
 	char home[64];
 	snprintf(home, sizeof(home), "/local/domain/%u", domid);
-	if (view_begin(&v, s, NULL, &system_actor) == 0) {
-		int e = tree_rm(&v, home);
-		if (view_end(&v, e == 0) < 0 || (e < 0 && e != -ENOENT))
+	if (xs_view_begin(&v, s, NULL, &system_actor) == 0) {
+		int e = xs_tree_rm(&v, home);
+		if (xs_view_end(&v, e == 0) < 0 || (e < 0 && e != -ENOENT))
 			log_warn("xenstore: cannot remove %s", home);
 	}
 	domain_gone(s, domid);
-	struct domain *d = domain_find(s, domid);
+	struct domain *d = xs_domain_find(s, domid);
 	if (d)
 		set_introduced(s, d, false);
-	server_leave(s);
+	xs_server_leave(s);
 }
 
-int domain_wire_introduce(struct xs_server *s, unsigned domid)
+int xs_domain_wire_introduce(struct xs_server *s, unsigned domid)
 {
 	if (domid >= XS_DOMID_FIRST_RESERVED)
 		return -EINVAL;
-	struct domain *d = domain_get(s, domid);
+	struct domain *d = xs_domain_get(s, domid);
 	if (!d)
 		return -ENOMEM;
 	if (domid != 0)
@@ -298,11 +298,11 @@ int domain_wire_introduce(struct xs_server *s, unsigned domid)
 	return 0;
 }
 
-int domain_wire_release(struct xs_server *s, unsigned domid)
+int xs_domain_wire_release(struct xs_server *s, unsigned domid)
 {
 	if (domid == 0)
 		return -EINVAL;
-	struct domain *d = domain_find(s, domid);
+	struct domain *d = xs_domain_find(s, domid);
 	if (!d || !d->introduced)
 		return -ENOENT;
 	kill_conns(s, domid);
@@ -311,9 +311,9 @@ int domain_wire_release(struct xs_server *s, unsigned domid)
 	return 0;
 }
 
-int domain_wire_set_target(struct xs_server *s, unsigned domid, unsigned target)
+int xs_domain_wire_set_target(struct xs_server *s, unsigned domid, unsigned target)
 {
-	struct domain *d = domain_find(s, domid), *t = domain_find(s, target);
+	struct domain *d = xs_domain_find(s, domid), *t = xs_domain_find(s, target);
 	if (!d || !d->introduced || !t || !t->introduced)
 		return -ENOENT;
 	d->has_target = true;
@@ -323,7 +323,7 @@ int domain_wire_set_target(struct xs_server *s, unsigned domid, unsigned target)
 
 void xs_domain_usage(const struct xs_server *s, unsigned domid, struct xs_domain_usage *out)
 {
-	const struct domain *d = domain_find(s, domid);
+	const struct domain *d = xs_domain_find(s, domid);
 	*out = (struct xs_domain_usage){ 0 };
 	if (d)
 		*out = (struct xs_domain_usage){ .nodes = d->nodes,

@@ -9,7 +9,7 @@
 
 #define HMAP_MIN 64
 
-uint32_t hmap_hash(const char *key)
+uint32_t xs_hmap_hash(const char *key)
 {
 	/* FNV-1a */
 	uint32_t h = 2166136261u;
@@ -20,7 +20,7 @@ uint32_t hmap_hash(const char *key)
 	return h;
 }
 
-int hmap_init(struct hmap *m)
+int xs_hmap_init(struct hmap *m)
 {
 	m->b = calloc(HMAP_MIN, sizeof(*m->b));
 	m->nb = HMAP_MIN;
@@ -28,14 +28,14 @@ int hmap_init(struct hmap *m)
 	return m->b ? 0 : -1;
 }
 
-void hmap_fini(struct hmap *m)
+void xs_hmap_fini(struct hmap *m)
 {
 	free(m->b);
 	m->b = NULL;
 	m->nb = m->n = 0;
 }
 
-struct hnode *hmap_find(const struct hmap *m, const char *key, uint32_t hash)
+struct hnode *xs_hmap_find(const struct hmap *m, const char *key, uint32_t hash)
 {
 	for (struct hnode *n = m->b[hash & (m->nb - 1)]; n; n = n->next)
 		if (n->hash == hash && strcmp(n->key, key) == 0)
@@ -63,7 +63,7 @@ static void grow(struct hmap *m)
 	m->nb = nb;
 }
 
-void hmap_insert(struct hmap *m, struct hnode *n)
+void xs_hmap_insert(struct hmap *m, struct hnode *n)
 {
 	if (m->n >= m->nb)
 		grow(m);
@@ -73,7 +73,7 @@ void hmap_insert(struct hmap *m, struct hnode *n)
 	m->n++;
 }
 
-void hmap_remove(struct hmap *m, struct hnode *n)
+void xs_hmap_remove(struct hmap *m, struct hnode *n)
 {
 	for (struct hnode **p = &m->b[n->hash & (m->nb - 1)]; *p; p = &(*p)->next) {
 		if (*p == n) {

@@ -44,15 +44,15 @@ struct hmap {
 	size_t nb, n;
 };
 
-uint32_t hmap_hash(const char *key);
-int hmap_init(struct hmap *m);
+uint32_t xs_hmap_hash(const char *key);
+int xs_hmap_init(struct hmap *m);
 /* Frees the bucket array only; the nodes belong to the caller. */
-void hmap_fini(struct hmap *m);
-struct hnode *hmap_find(const struct hmap *m, const char *key, uint32_t hash);
+void xs_hmap_fini(struct hmap *m);
+struct hnode *xs_hmap_find(const struct hmap *m, const char *key, uint32_t hash);
 /* Never fails: when growing fails the chains just get longer. n->key and
  * n->hash must be set. */
-void hmap_insert(struct hmap *m, struct hnode *n);
-void hmap_remove(struct hmap *m, struct hnode *n);
+void xs_hmap_insert(struct hmap *m, struct hnode *n);
+void xs_hmap_remove(struct hmap *m, struct hnode *n);
 
 /* ---- store.c ------------------------------------------------------------ */
 
@@ -73,10 +73,10 @@ struct rec {
 	char *children; /* childlen bytes: names, each NUL-terminated, oldest first */
 };
 
-struct rec *rec_new(const struct xs_perm *perms, uint32_t nperms, const void *data,
-		    uint32_t datalen, const char *children, uint32_t childlen);
-struct rec *rec_tombstone(void);
-void rec_free(struct rec *r);
+struct rec *xs_rec_new(const struct xs_perm *perms, uint32_t nperms, const void *data,
+		       uint32_t datalen, const char *children, uint32_t childlen);
+struct rec *xs_rec_tombstone(void);
+void xs_rec_free(struct rec *r);
 
 #define STORE_HEAD UINT64_MAX
 
@@ -106,21 +106,21 @@ struct store {
 	unsigned live; /* paths whose head is a node */
 };
 
-int store_init(struct store *st);
-void store_fini(struct store *st);
+int xs_store_init(struct store *st);
+void xs_store_fini(struct store *st);
 /* The node at `path` as of snapshot `at` (or STORE_HEAD); NULL if absent. */
-const struct rec *store_get(const struct store *st, const char *path, uint64_t at);
+const struct rec *xs_store_get(const struct store *st, const char *path, uint64_t at);
 /* Seq of the newest version of `path`, 0 if none is kept. */
-uint64_t store_head_seq(const struct store *st, const char *path);
-/* Makes sure `path` has an entry, so that store_publish() cannot fail. */
-int store_reserve(struct store *st, const char *path);
+uint64_t xs_store_head_seq(const struct store *st, const char *path);
+/* Makes sure `path` has an entry, so that xs_store_publish() cannot fail. */
+int xs_store_reserve(struct store *st, const char *path);
 /* Publishes r (consumed) as the newest version of a reserved path. */
-void store_publish(struct store *st, const char *path, struct rec *r);
-void store_snap_begin(struct store *st, struct snap *sn);
-void store_snap_end(struct store *st, struct snap *sn);
+void xs_store_publish(struct store *st, const char *path, struct rec *r);
+void xs_store_snap_begin(struct store *st, struct snap *sn);
+void xs_store_snap_end(struct store *st, struct snap *sn);
 /* Calls fn for each path whose head is a node. fn must not change st. */
-void store_foreach(const struct store *st,
-		   void (*fn)(void *arg, const char *path, const struct rec *r), void *arg);
+void xs_store_foreach(const struct store *st,
+		      void (*fn)(void *arg, const char *path, const struct rec *r), void *arg);
 
 /* ---- changes.c ---------------------------------------------------------- */
 
@@ -143,14 +143,14 @@ struct changes {
 	unsigned n;
 };
 
-int changes_init(struct changes *c);
+int xs_changes_init(struct changes *c);
 /* Frees every change and its pending version. */
-void changes_fini(struct changes *c);
-struct change *changes_find(const struct changes *c, const char *path);
+void xs_changes_fini(struct changes *c);
+struct change *xs_changes_find(const struct changes *c, const char *path);
 /* Adds `path`, remembering base (the node before, or NULL). NULL: ENOMEM. */
-struct change *changes_add(struct changes *c, const char *path, const struct rec *base);
+struct change *xs_changes_add(struct changes *c, const char *path, const struct rec *base);
 /* Sets the pending version of ch (consumed), freeing the previous one. */
-void change_set(struct change *ch, struct rec *r);
+void xs_change_set(struct change *ch, struct rec *r);
 
 /* ---- perms.c ------------------------------------------------------------ */
 
@@ -163,11 +163,11 @@ struct actor {
 };
 
 /* xenstored's perm_for_conn(): the XS_PERM_READ/WRITE/OWNER bits `a` has. */
-unsigned perm_for(const struct actor *a, const struct xs_perm *p, uint32_t n);
+unsigned xs_perm_for(const struct actor *a, const struct xs_perm *p, uint32_t n);
 /* Parses `count` NUL-terminated "<l><id>" strings. -EINVAL if malformed. */
-int perms_parse(const char *s, unsigned count, struct xs_perm *out);
+int xs_perms_parse(const char *s, unsigned count, struct xs_perm *out);
 /* Formats as "<l><id>\0"...; returns the length or -E2BIG if over size. */
-int perms_format(const struct xs_perm *p, uint32_t n, char *buf, size_t size);
+int xs_perms_format(const struct xs_perm *p, uint32_t n, char *buf, size_t size);
 
 /* ---- tree.c ------------------------------------------------------------- */
 
@@ -185,28 +185,28 @@ struct view {
 	unsigned created; /* nodes this operation created */
 };
 
-int view_begin(struct view *v, struct xs_server *s, struct tx *tx, const struct actor *who);
+int xs_view_begin(struct view *v, struct xs_server *s, struct tx *tx, const struct actor *who);
 /* Ends the operation: commit applies the batch (to the store, firing
  * watches, or into the transaction); either way the view is freed. */
-int view_end(struct view *v, bool commit);
-int view_get(struct view *v, const char *path, const struct rec **out);
+int xs_view_end(struct view *v, bool commit);
+int xs_view_get(struct view *v, const char *path, const struct rec **out);
 
 /* get_node() with its permission check: 0 and *out, -ENOENT, -EACCES, ... */
-int tree_get(struct view *v, const char *path, unsigned perm, const struct rec **out);
-int tree_write(struct view *v, const char *path, const void *data, uint32_t len);
-int tree_mkdir(struct view *v, const char *path);
-int tree_rm(struct view *v, const char *path);
-int tree_set_perms(struct view *v, const char *path, const struct xs_perm *p, uint32_t n);
+int xs_tree_get(struct view *v, const char *path, unsigned perm, const struct rec **out);
+int xs_tree_write(struct view *v, const char *path, const void *data, uint32_t len);
+int xs_tree_mkdir(struct view *v, const char *path);
+int xs_tree_rm(struct view *v, const char *path);
+int xs_tree_set_perms(struct view *v, const char *path, const struct xs_perm *p, uint32_t n);
 /* Removes path and its subtree with no permission check (path != "/"). */
-int tree_remove(struct view *v, const char *path);
+int xs_tree_remove(struct view *v, const char *path);
 
 /* Applies changes to the store: all or nothing; then fires their watches. */
-int tree_apply(struct xs_server *s, struct changes *c);
+int xs_tree_apply(struct xs_server *s, struct changes *c);
 
 /* Parent of an absolute path ("/" for "/a" and for "@x"). buf: XS_PATH_BUF. */
-void path_parent(const char *path, char *buf);
+void xs_path_parent(const char *path, char *buf);
 /* is `path` `parent` or below it? */
-bool path_is_child(const char *path, const char *parent);
+bool xs_path_is_child(const char *path, const char *parent);
 
 /* ---- transaction.c ------------------------------------------------------ */
 
@@ -222,15 +222,15 @@ struct tx {
 	bool created;
 };
 
-int tx_start(struct conn *c, uint32_t *id);
-struct tx *tx_find(struct conn *c, uint32_t id);
+int xs_tx_start(struct conn *c, uint32_t *id);
+struct tx *xs_tx_find(struct conn *c, uint32_t id);
 /* Ends t (always freed): commit validates and applies. -EAGAIN on conflict. */
-int tx_end(struct tx *t, bool commit);
-void tx_free(struct tx *t);
+int xs_tx_end(struct tx *t, bool commit);
+void xs_tx_free(struct tx *t);
 /* Records that t read path (base as of its snapshot). */
-int tx_access(struct tx *t, const char *path, const struct actor *who);
+int xs_tx_access(struct tx *t, const char *path, const struct actor *who);
 /* Moves an operation's batch into t's overlay: all or nothing. */
-int tx_merge(struct tx *t, struct changes *batch, const struct actor *who);
+int xs_tx_merge(struct tx *t, struct changes *batch, const struct actor *who);
 
 /* ---- watch.c ------------------------------------------------------------ */
 
@@ -241,17 +241,17 @@ struct watch {
 	char path[];
 };
 
-int watch_add(struct conn *c, const char *path, const char *token, bool relative);
-int watch_remove(struct conn *c, const char *path, const char *token);
-void watch_remove_all(struct conn *c);
+int xs_watch_add(struct conn *c, const char *path, const char *token, bool relative);
+int xs_watch_remove(struct conn *c, const char *path, const char *token);
+void xs_watch_remove_all(struct conn *c);
 /*
  * Queues events for a change of `path`: exact fires only watches on path
  * itself, else watches on path and its ancestors. A watcher gets it if it
  * may read old perms (if any), the node now (`now`, or read from the store
  * when NULL) or the node's parent.
  */
-void watch_fire(struct xs_server *s, const char *path, bool exact, const struct xs_perm *old,
-		uint32_t nold, const struct rec *now);
+void xs_watch_fire(struct xs_server *s, const char *path, bool exact, const struct xs_perm *old,
+		   uint32_t nold, const struct rec *now);
 
 /* ---- domain.c ----------------------------------------------------------- */
 
@@ -264,14 +264,14 @@ struct domain {
 	unsigned nodes, watches, txs, conns;
 };
 
-struct domain *domain_find(const struct xs_server *s, unsigned domid);
+struct domain *xs_domain_find(const struct xs_server *s, unsigned domid);
 /* Finds or creates; NULL on ENOMEM. */
-struct domain *domain_get(struct xs_server *s, unsigned domid);
-void domain_free_all(struct xs_server *s);
+struct domain *xs_domain_get(struct xs_server *s, unsigned domid);
+void xs_domain_free_all(struct xs_server *s);
 /* The wire's XS_INTRODUCE, XS_RELEASE... for a privileged peer. */
-int domain_wire_introduce(struct xs_server *s, unsigned domid);
-int domain_wire_release(struct xs_server *s, unsigned domid);
-int domain_wire_set_target(struct xs_server *s, unsigned domid, unsigned target);
+int xs_domain_wire_introduce(struct xs_server *s, unsigned domid);
+int xs_domain_wire_release(struct xs_server *s, unsigned domid);
+int xs_domain_wire_set_target(struct xs_server *s, unsigned domid, unsigned target);
 
 /* ---- conn.c ------------------------------------------------------------- */
 
@@ -307,22 +307,22 @@ struct conn {
 	uint32_t next_txid;
 };
 
-int conn_create(struct xs_server *s, int fd);
-void conn_destroy(struct conn *c);
+int xs_conn_create(struct xs_server *s, int fd);
+void xs_conn_destroy(struct conn *c);
 /* Queues a message: header then two payload parts. */
-void conn_reply(struct conn *c, uint32_t type, const struct xs_hdr *req, const void *p1, size_t l1,
-		const void *p2, size_t l2);
-void conn_event(struct conn *c, const char *path, const char *token);
-void conn_flush(struct conn *c);
-void conn_kill(struct conn *c, const char *why);
-struct actor conn_actor(const struct conn *c);
-const char *conn_home(const struct conn *c, char *buf, size_t size);
+void xs_conn_reply(struct conn *c, uint32_t type, const struct xs_hdr *req, const void *p1,
+		   size_t l1, const void *p2, size_t l2);
+void xs_conn_event(struct conn *c, const char *path, const char *token);
+void xs_conn_flush(struct conn *c);
+void xs_conn_kill(struct conn *c, const char *why);
+struct actor xs_conn_actor(const struct conn *c);
+const char *xs_conn_home(const struct conn *c, char *buf, size_t size);
 
 /* ---- proto.c ------------------------------------------------------------ */
 
 /* Handles one request; payload has a NUL at [hdr->len]. */
-void proto_handle(struct conn *c, const struct xs_hdr *hdr, char *payload);
-const char *proto_type_name(uint32_t type);
+void xs_proto_handle(struct conn *c, const struct xs_hdr *hdr, char *payload);
+const char *xs_proto_type_name(uint32_t type);
 
 /* ---- server.c ----------------------------------------------------------- */
 
@@ -344,8 +344,8 @@ struct xs_server {
 /* Brackets every entry into the engine (loop callbacks, API calls): when
  * the outermost one leaves, queued output is flushed and dead connections
  * are freed, so nothing is freed under a caller's feet. */
-void server_enter(struct xs_server *s);
-void server_leave(struct xs_server *s);
-void server_want_flush(struct xs_server *s, struct conn *c);
+void xs_server_enter(struct xs_server *s);
+void xs_server_leave(struct xs_server *s);
+void xs_server_want_flush(struct xs_server *s, struct conn *c);
 
 #endif

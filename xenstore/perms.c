@@ -20,7 +20,7 @@ static bool is(const struct actor *a, uint32_t id)
 	return id == a->domid || (a->has_target && id == a->target);
 }
 
-unsigned perm_for(const struct actor *a, const struct xs_perm *p, uint32_t n)
+unsigned xs_perm_for(const struct actor *a, const struct xs_perm *p, uint32_t n)
 {
 	if (a->priv)
 		return PERM_ALL;
@@ -34,7 +34,7 @@ unsigned perm_for(const struct actor *a, const struct xs_perm *p, uint32_t n)
 	return p[0].perms & PERM_ALL;
 }
 
-int perms_parse(const char *s, unsigned count, struct xs_perm *out)
+int xs_perms_parse(const char *s, unsigned count, struct xs_perm *out)
 {
 	for (unsigned i = 0; i < count; i++) {
 		uint32_t bits;
@@ -66,7 +66,7 @@ int perms_parse(const char *s, unsigned count, struct xs_perm *out)
 	return 0;
 }
 
-int perms_format(const struct xs_perm *p, uint32_t n, char *buf, size_t size)
+int xs_perms_format(const struct xs_perm *p, uint32_t n, char *buf, size_t size)
 {
 	static const char letters[] = { 'n', 'r', 'w', 'b' };
 	size_t len = 0;

@@ -33,15 +33,16 @@ static void send_error(struct conn *c, const struct xs_hdr *h, int err)
 	for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++)
 		if (errors[i].err == -err)
 			name = errors[i].name;
-	log_debug("xenstore: connection %u: %s -> %s", c->serial, proto_type_name(h->type), name);
-	conn_reply(c, XS_ERROR, h, name, strlen(name) + 1, NULL, 0);
+	log_debug("xenstore: connection %u: %s -> %s", c->serial, xs_proto_type_name(h->type),
+		  name);
+	xs_conn_reply(c, XS_ERROR, h, name, strlen(name) + 1, NULL, 0);
 }
 
 static int reply(struct conn *c, const struct xs_hdr *h, const void *p, size_t len)
 {
 	if (len > XS_PAYLOAD_MAX)
 		return -E2BIG;
-	conn_reply(c, h->type, h, p, len, NULL, 0);
+	xs_conn_reply(c, h->type, h, p, len, NULL, 0);
 	return 0;
 }
 
@@ -98,7 +99,7 @@ static int canon(struct conn *c, const char *arg, bool special, char *out, bool 
 	bool rel = arg[0] != '/' && arg[0] != '@';
 	if (rel) {
 		char home[64];
-		snprintf(out, XS_PATH_BUF, "%s/%s", conn_home(c, home, sizeof(home)), arg);
+		snprintf(out, XS_PATH_BUF, "%s/%s", xs_conn_home(c, home, sizeof(home)), arg);
 	} else {
 		snprintf(out, XS_PATH_BUF, "%s", arg);
 	}
@@ -124,26 +125,26 @@ enum op { OP_WRITE, OP_MKDIR, OP_RM, OP_PERMS };
 static int change(struct conn *c, struct tx *t, enum op op, const char *path, const void *data,
 		  uint32_t len, const struct xs_perm *perms, uint32_t nperms)
 {
-	struct actor who = conn_actor(c);
+	struct actor who = xs_conn_actor(c);
 	struct view v;
-	int e = view_begin(&v, c->s, t, &who);
+	int e = xs_view_begin(&v, c->s, t, &who);
 	if (e < 0)
 		return e;
 	switch (op) {
 	case OP_WRITE:
-		e = tree_write(&v, path, data, len);
+		e = xs_tree_write(&v, path, data, len);
 		break;
 	case OP_MKDIR:
-		e = tree_mkdir(&v, path);
+		e = xs_tree_mkdir(&v, path);
 		break;
 	case OP_RM:
-		e = tree_rm(&v, path);
+		e = xs_tree_rm(&v, path);
 		break;
 	case OP_PERMS:
-		e = tree_set_perms(&v, path, perms, nperms);
+		e = xs_tree_set_perms(&v, path, perms, nperms);
 		break;
 	}
-	int e2 = view_end(&v, e == 0);
+	int e2 = xs_view_end(&v, e == 0);
 	return e < 0 ? e : e2;
 }
 
@@ -157,15 +158,15 @@ static int inspect(struct conn *c, struct tx *t, const char *arg, bool special,
 	int e = canon(c, arg, special, path, NULL);
 	if (e < 0)
 		return e;
-	struct actor who = conn_actor(c);
+	struct actor who = xs_conn_actor(c);
 	struct view v;
 	const struct rec *r;
-	if ((e = view_begin(&v, c->s, t, &who)) < 0)
+	if ((e = xs_view_begin(&v, c->s, t, &who)) < 0)
 		return e;
-	e = tree_get(&v, path, XS_PERM_READ, &r);
+	e = xs_tree_get(&v, path, XS_PERM_READ, &r);
 	if (e == 0)
 		e = fn(c, h, r, extra);
-	view_end(&v, false);
+	xs_view_end(&v, false);
 	return e;
 }
 
@@ -184,7 +185,7 @@ static int send_perms(struct conn *c, const struct xs_hdr *h, const struct rec *
 		      const char *extra)
 {
 	char buf[XS_PAYLOAD_MAX];
-	int n = perms_format(r->perms, r->nperms, buf, sizeof(buf));
+	int n = xs_perms_format(r->perms, r->nperms, buf, sizeof(buf));
 	return n < 0 ? n : reply(c, h, buf, (size_t)n);
 }
 
@@ -279,7 +280,7 @@ static int do_set_perms(struct conn *c, const struct xs_hdr *h, char *p, struct 
 		return -ENOSPC;
 	struct xs_perm perms[XS_PAYLOAD_MAX / 2];
 	char path[XS_PATH_BUF];
-	int e = perms_parse(nth(p, 1), n, perms);
+	int e = xs_perms_parse(nth(p, 1), n, perms);
 	if (e == 0)
 		e = canon(c, p, true, path, NULL);
 	if (e == 0)
@@ -296,12 +297,12 @@ static int do_watch(struct conn *c, const struct xs_hdr *h, char *p, struct tx *
 	const char *token = nth(p, 1);
 	int e = canon(c, p, true, path, &relative);
 	if (e == 0)
-		e = watch_add(c, path, token, relative);
+		e = xs_watch_add(c, path, token, relative);
 	if (e < 0)
 		return e;
 	reply_ok(c, h);
 	/* Fired once up front, after the reply. */
-	conn_event(c, relative ? p : path, token);
+	xs_conn_event(c, relative ? p : path, token);
 	return 0;
 }
 
@@ -312,7 +313,7 @@ static int do_unwatch(struct conn *c, const struct xs_hdr *h, char *p, struct tx
 		return -EINVAL;
 	int e = canon(c, p, true, path, NULL);
 	if (e == 0)
-		e = watch_remove(c, path, nth(p, 1));
+		e = xs_watch_remove(c, path, nth(p, 1));
 	return e < 0 ? e : reply_ok(c, h);
 }
 
@@ -321,7 +322,7 @@ static int do_transaction_start(struct conn *c, const struct xs_hdr *h, char *p,
 	if (t)
 		return -EBUSY; /* no nesting */
 	uint32_t id;
-	int e = tx_start(c, &id);
+	int e = xs_tx_start(c, &id);
 	if (e < 0)
 		return e;
 	char buf[16];
@@ -336,7 +337,7 @@ static int do_transaction_end(struct conn *c, const struct xs_hdr *h, char *p, s
 		return -EINVAL;
 	if (!t)
 		return -ENOENT;
-	int e = tx_end(t, arg[0] == 'T');
+	int e = xs_tx_end(t, arg[0] == 'T');
 	return e < 0 ? e : reply_ok(c, h);
 }
 
@@ -357,7 +358,7 @@ static int do_introduce(struct conn *c, const struct xs_hdr *h, char *p, struct 
 	/* The ring's gfn and port mean nothing here; the port must look sane. */
 	if ((int)num(nth(p, 2)) <= 0)
 		return -EINVAL;
-	int e = domain_wire_introduce(c->s, num(p));
+	int e = xs_domain_wire_introduce(c->s, num(p));
 	return e < 0 ? e : reply_ok(c, h);
 }
 
@@ -366,7 +367,7 @@ static int do_release(struct conn *c, const struct xs_hdr *h, char *p, struct tx
 	const char *arg = onearg(p, h->len);
 	if (!arg)
 		return -EINVAL;
-	int e = domain_wire_release(c->s, num(arg));
+	int e = xs_domain_wire_release(c->s, num(arg));
 	return e < 0 ? e : reply_ok(c, h);
 }
 
@@ -376,7 +377,7 @@ static int do_resume(struct conn *c, const struct xs_hdr *h, char *p, struct tx 
 	if (!arg)
 		return -EINVAL;
 	unsigned domid = num(arg);
-	const struct domain *d = domain_find(c->s, domid);
+	const struct domain *d = xs_domain_find(c->s, domid);
 	if (domid == 0)
 		return -EINVAL;
 	if (!d || !d->introduced)
@@ -390,7 +391,7 @@ static int do_is_domain_introduced(struct conn *c, const struct xs_hdr *h, char 
 	if (!arg)
 		return -EINVAL;
 	unsigned domid = num(arg);
-	const struct domain *d = domain_find(c->s, domid);
+	const struct domain *d = xs_domain_find(c->s, domid);
 	bool yes = domid == XS_DOMID_SELF || (d && d->introduced);
 	return reply(c, h, yes ? "T" : "F", 2);
 }
@@ -399,17 +400,17 @@ static int do_set_target(struct conn *c, const struct xs_hdr *h, char *p, struct
 {
 	if (count_strings(p, h->len) < 2)
 		return -EINVAL;
-	int e = domain_wire_set_target(c->s, num(p), num(nth(p, 1)));
+	int e = xs_domain_wire_set_target(c->s, num(p), num(nth(p, 1)));
 	return e < 0 ? e : reply_ok(c, h);
 }
 
 static int do_reset_watches(struct conn *c, const struct xs_hdr *h, char *p, struct tx *t)
 {
-	watch_remove_all(c);
+	xs_watch_remove_all(c);
 	struct tx *i;
 	list_for_each(i, tmp, &c->txs, struct tx, link)
 	{
-		tx_free(i);
+		xs_tx_free(i);
 	}
 	return reply_ok(c, h);
 }
@@ -463,7 +464,7 @@ static const struct {
 	[XS_DIRECTORY_PART] = { "DIRECTORY_PART", do_directory_part, 0 },
 };
 
-const char *proto_type_name(uint32_t type)
+const char *xs_proto_type_name(uint32_t type)
 {
 	return type < XS_TYPE_COUNT && ops[type].name ? ops[type].name : "UNKNOWN";
 }
@@ -494,7 +495,7 @@ static void claim(struct conn *c, const struct xs_hdr *h, char *p, bool first)
 	unsigned domid = e ? 0 : num(arg);
 	if (e == 0 && (!s->hooks.may_claim || s->hooks.may_claim(s->ctx, &c->peer, domid) != 0))
 		e = -EACCES;
-	struct domain *d = e == 0 ? domain_get(s, domid) : NULL;
+	struct domain *d = e == 0 ? xs_domain_get(s, domid) : NULL;
 	if (e == 0 && !d)
 		e = -ENOMEM;
 	if (e < 0) {
@@ -504,7 +505,7 @@ static void claim(struct conn *c, const struct xs_hdr *h, char *p, bool first)
 		c->closing = true;
 		return;
 	}
-	struct domain *d0 = domain_find(s, c->domid);
+	struct domain *d0 = xs_domain_find(s, c->domid);
 	if (d0 && d0->conns)
 		d0->conns--;
 	c->domid = domid;
@@ -513,13 +514,13 @@ static void claim(struct conn *c, const struct xs_hdr *h, char *p, bool first)
 	reply_ok(c, h);
 }
 
-void proto_handle(struct conn *c, const struct xs_hdr *h, char *p)
+void xs_proto_handle(struct conn *c, const struct xs_hdr *h, char *p)
 {
 	bool first = c->fresh;
 	c->fresh = false;
 	if (log_get_level() >= LOG_DEBUG)
 		log_debug("xenstore: connection %u domain %u: %s req %u tx %u \"%.*s\"", c->serial,
-			  c->domid, proto_type_name(h->type), h->req_id, h->tx_id,
+			  c->domid, xs_proto_type_name(h->type), h->req_id, h->tx_id,
 			  (int)(h->len > 64 ? 64 : h->len), p);
 
 	if (h->type == XS_CONTROL && is_claim(p, h->len)) {
@@ -528,7 +529,8 @@ void proto_handle(struct conn *c, const struct xs_hdr *h, char *p)
 	}
 	/* No claim: the connection is domain 0, which sees and changes every
 	 * node. The host's policy decides whether this peer may be that. */
-	if (first && (!c->s->hooks.may_claim || c->s->hooks.may_claim(c->s->ctx, &c->peer, 0) != 0)) {
+	if (first &&
+	    (!c->s->hooks.may_claim || c->s->hooks.may_claim(c->s->ctx, &c->peer, 0) != 0)) {
 		log_info("xenstore: connection %u (pid %d) may not be domain 0", c->serial,
 			 (int)c->peer.pid);
 		send_error(c, h, -EACCES);
@@ -545,7 +547,7 @@ void proto_handle(struct conn *c, const struct xs_hdr *h, char *p)
 	}
 	struct tx *t = NULL;
 	if (!(ops[h->type].flags & F_NOTID) && h->tx_id) {
-		t = tx_find(c, h->tx_id);
+		t = xs_tx_find(c, h->tx_id);
 		if (!t) {
 			send_error(c, h, -ENOENT);
 			return;

@@ -42,32 +42,32 @@ static int initial_store(struct xs_server *s)
 	static const struct xs_perm n0 = { 0, XS_PERM_NONE };
 	static const struct actor dom0 = { .domid = 0, .priv = true };
 	struct changes c;
-	if (changes_init(&c) < 0)
+	if (xs_changes_init(&c) < 0)
 		return -ENOMEM;
 	int e = 0;
 	for (size_t i = 0; e == 0 && i < sizeof(manual) / sizeof(manual[0]); i++) {
-		struct change *ch = changes_add(&c, manual[i], NULL);
-		struct rec *r = rec_new(&n0, 1, NULL, 0, NULL, 0);
+		struct change *ch = xs_changes_add(&c, manual[i], NULL);
+		struct rec *r = xs_rec_new(&n0, 1, NULL, 0, NULL, 0);
 		if (ch && r)
-			change_set(ch, r);
+			xs_change_set(ch, r);
 		else
 			e = -ENOMEM;
 		if (!ch)
-			rec_free(r);
+			xs_rec_free(r);
 	}
 	if (e == 0)
-		e = tree_apply(s, &c);
-	changes_fini(&c);
+		e = xs_tree_apply(s, &c);
+	xs_changes_fini(&c);
 	if (e < 0)
 		return e;
 
 	struct view v;
-	if ((e = view_begin(&v, s, NULL, &dom0)) < 0)
+	if ((e = xs_view_begin(&v, s, NULL, &dom0)) < 0)
 		return e;
-	e = tree_write(&v, "/tool/xenstored", "", 0);
+	e = xs_tree_write(&v, "/tool/xenstored", "", 0);
 	if (e == 0)
-		e = tree_write(&v, "/local/domain/0/domid", "0", 1);
-	int e2 = view_end(&v, e == 0);
+		e = xs_tree_write(&v, "/local/domain/0/domid", "0", 1);
+	int e2 = xs_view_end(&v, e == 0);
 	return e < 0 ? e : e2;
 }
 
@@ -88,7 +88,7 @@ int xs_server_create(struct loop *loop, const struct xs_config *cfg, const struc
 	list_init(&s->zombies);
 	list_init(&s->flushq);
 	struct domain *d0;
-	if (store_init(&s->store) < 0 || !(d0 = domain_get(s, 0)) || initial_store(s) < 0) {
+	if (xs_store_init(&s->store) < 0 || !(d0 = xs_domain_get(s, 0)) || initial_store(s) < 0) {
 		xs_server_destroy(s);
 		return -ENOMEM;
 	}
@@ -103,7 +103,7 @@ static void reap(struct xs_server *s)
 	struct conn *c;
 	list_for_each(c, tmp, &s->zombies, struct conn, link)
 	{
-		conn_destroy(c);
+		xs_conn_destroy(c);
 	}
 }
 
@@ -114,28 +114,28 @@ void xs_server_destroy(struct xs_server *s)
 	struct conn *c;
 	list_for_each(c, tmp, &s->conns, struct conn, link)
 	{
-		conn_kill(c, "server destroyed");
+		xs_conn_kill(c, "server destroyed");
 	}
 	reap(s);
-	store_fini(&s->store);
-	domain_free_all(s);
+	xs_store_fini(&s->store);
+	xs_domain_free_all(s);
 	free(s);
 }
 
 int xs_server_add_client(struct xs_server *s, int fd)
 {
-	server_enter(s);
-	int e = conn_create(s, fd);
-	server_leave(s);
+	xs_server_enter(s);
+	int e = xs_conn_create(s, fd);
+	xs_server_leave(s);
 	return e;
 }
 
-void server_enter(struct xs_server *s)
+void xs_server_enter(struct xs_server *s)
 {
 	s->depth++;
 }
 
-void server_want_flush(struct xs_server *s, struct conn *c)
+void xs_server_want_flush(struct xs_server *s, struct conn *c)
 {
 	if (!c->on_flushq && !c->dead) {
 		list_append(&s->flushq, &c->flush_link);
@@ -143,7 +143,7 @@ void server_want_flush(struct xs_server *s, struct conn *c)
 	}
 }
 
-void server_leave(struct xs_server *s)
+void xs_server_leave(struct xs_server *s)
 {
 	if (--s->depth > 0)
 		return;
@@ -153,7 +153,7 @@ void server_leave(struct xs_server *s)
 		struct conn *c = list_entry(s->flushq.next, struct conn, flush_link);
 		list_remove(&c->flush_link);
 		c->on_flushq = false;
-		conn_flush(c);
+		xs_conn_flush(c);
 	}
 	reap(s);
 	s->depth--;

@@ -15,8 +15,8 @@
 
 #include "internal.h"
 
-struct rec *rec_new(const struct xs_perm *perms, uint32_t nperms, const void *data,
-		    uint32_t datalen, const char *children, uint32_t childlen)
+struct rec *xs_rec_new(const struct xs_perm *perms, uint32_t nperms, const void *data,
+		       uint32_t datalen, const char *children, uint32_t childlen)
 {
 	size_t size = sizeof(struct rec) + nperms * sizeof(struct xs_perm) + datalen + childlen;
 	struct rec *r = malloc(size);
@@ -36,15 +36,15 @@ struct rec *rec_new(const struct xs_perm *perms, uint32_t nperms, const void *da
 	return r;
 }
 
-struct rec *rec_tombstone(void)
+struct rec *xs_rec_tombstone(void)
 {
-	struct rec *r = rec_new(NULL, 0, NULL, 0, NULL, 0);
+	struct rec *r = xs_rec_new(NULL, 0, NULL, 0, NULL, 0);
 	if (r)
 		r->deleted = true;
 	return r;
 }
 
-void rec_free(struct rec *r)
+void xs_rec_free(struct rec *r)
 {
 	free(r);
 }
@@ -53,20 +53,20 @@ static void free_chain(struct rec *r)
 {
 	while (r) {
 		struct rec *older = r->older;
-		rec_free(r);
+		xs_rec_free(r);
 		r = older;
 	}
 }
 
-int store_init(struct store *st)
+int xs_store_init(struct store *st)
 {
 	*st = (struct store){ 0 };
 	list_init(&st->snaps);
 	list_init(&st->dirty);
-	return hmap_init(&st->map) < 0 ? -1 : 0;
+	return xs_hmap_init(&st->map) < 0 ? -1 : 0;
 }
 
-void store_fini(struct store *st)
+void xs_store_fini(struct store *st)
 {
 	if (!st->map.b)
 		return;
@@ -80,15 +80,15 @@ void store_fini(struct store *st)
 			n = next;
 		}
 	}
-	hmap_fini(&st->map);
+	xs_hmap_fini(&st->map);
 }
 
 static struct store_entry *find(const struct store *st, const char *path)
 {
-	return (struct store_entry *)hmap_find(&st->map, path, hmap_hash(path));
+	return (struct store_entry *)xs_hmap_find(&st->map, path, xs_hmap_hash(path));
 }
 
-const struct rec *store_get(const struct store *st, const char *path, uint64_t at)
+const struct rec *xs_store_get(const struct store *st, const char *path, uint64_t at)
 {
 	struct store_entry *e = find(st, path);
 	for (struct rec *r = e ? e->top : NULL; r; r = r->older)
@@ -97,7 +97,7 @@ const struct rec *store_get(const struct store *st, const char *path, uint64_t a
 	return NULL;
 }
 
-uint64_t store_head_seq(const struct store *st, const char *path)
+uint64_t xs_store_head_seq(const struct store *st, const char *path)
 {
 	struct store_entry *e = find(st, path);
 	return e && e->top ? e->top->seq : 0;
@@ -112,7 +112,7 @@ static void set_dirty(struct store *st, struct store_entry *e, bool dirty)
 	e->on_dirty = dirty;
 }
 
-int store_reserve(struct store *st, const char *path)
+int xs_store_reserve(struct store *st, const char *path)
 {
 	if (find(st, path))
 		return 0;
@@ -121,11 +121,11 @@ int store_reserve(struct store *st, const char *path)
 	if (!e)
 		return -1;
 	memcpy(e->path, path, len + 1);
-	e->h = (struct hnode){ .hash = hmap_hash(path), .key = e->path };
+	e->h = (struct hnode){ .hash = xs_hmap_hash(path), .key = e->path };
 	e->top = NULL;
 	e->on_dirty = false;
 	list_init(&e->dirty);
-	hmap_insert(&st->map, &e->h);
+	xs_hmap_insert(&st->map, &e->h);
 	/* Freed by the next collection if never published. */
 	set_dirty(st, e, true);
 	return 0;
@@ -159,7 +159,7 @@ static void prune(struct store *st, struct store_entry *e, bool any, uint64_t mi
 	}
 	if (!top || (top->deleted && !top->older && (!any || top->seq <= min))) {
 		set_dirty(st, e, false);
-		hmap_remove(&st->map, &e->h);
+		xs_hmap_remove(&st->map, &e->h);
 		free_chain(top);
 		free(e);
 		return;
@@ -167,7 +167,7 @@ static void prune(struct store *st, struct store_entry *e, bool any, uint64_t mi
 	set_dirty(st, e, top->older || top->deleted);
 }
 
-void store_publish(struct store *st, const char *path, struct rec *r)
+void xs_store_publish(struct store *st, const char *path, struct rec *r)
 {
 	struct store_entry *e = find(st, path);
 	bool was = e->top && !e->top->deleted;
@@ -183,13 +183,13 @@ void store_publish(struct store *st, const char *path, struct rec *r)
 	prune(st, e, any, min);
 }
 
-void store_snap_begin(struct store *st, struct snap *sn)
+void xs_store_snap_begin(struct store *st, struct snap *sn)
 {
 	sn->seq = st->seq;
 	list_append(&st->snaps, &sn->link);
 }
 
-void store_snap_end(struct store *st, struct snap *sn)
+void xs_store_snap_end(struct store *st, struct snap *sn)
 {
 	list_remove(&sn->link);
 	uint64_t min = 0;
@@ -201,8 +201,8 @@ void store_snap_end(struct store *st, struct snap *sn)
 	}
 }
 
-void store_foreach(const struct store *st,
-		   void (*fn)(void *arg, const char *path, const struct rec *r), void *arg)
+void xs_store_foreach(const struct store *st,
+		      void (*fn)(void *arg, const char *path, const struct rec *r), void *arg)
 {
 	for (size_t i = 0; i < st->map.nb; i++)
 		for (struct hnode *n = st->map.b[i]; n; n = n->next) {

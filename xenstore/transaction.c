@@ -16,7 +16,7 @@
 #include "internal.h"
 #include "log.h"
 
-struct tx *tx_find(struct conn *c, uint32_t id)
+struct tx *xs_tx_find(struct conn *c, uint32_t id)
 {
 	struct tx *t;
 	list_for_each(t, tmp, &c->txs, struct tx, link)
@@ -27,11 +27,11 @@ struct tx *tx_find(struct conn *c, uint32_t id)
 	return NULL;
 }
 
-int tx_start(struct conn *c, uint32_t *id)
+int xs_tx_start(struct conn *c, uint32_t *id)
 {
 	struct xs_server *s = c->s;
-	struct actor who = conn_actor(c);
-	struct domain *d = domain_get(s, c->domid);
+	struct actor who = xs_conn_actor(c);
+	struct domain *d = xs_domain_get(s, c->domid);
 	if (!d)
 		return -ENOMEM;
 	if (!who.priv && d->txs >= s->cfg.max_transactions_per_domain)
@@ -39,15 +39,15 @@ int tx_start(struct conn *c, uint32_t *id)
 	struct tx *t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	if (changes_init(&t->overlay) < 0) {
+	if (xs_changes_init(&t->overlay) < 0) {
 		free(t);
 		return -ENOMEM;
 	}
 	t->conn = c;
 	do
 		t->id = c->next_txid++;
-	while (t->id == 0 || tx_find(c, t->id));
-	store_snap_begin(&s->store, &t->snap);
+	while (t->id == 0 || xs_tx_find(c, t->id));
+	xs_store_snap_begin(&s->store, &t->snap);
 	list_append(&c->txs, &t->link);
 	d->txs++;
 	s->ntxs++;
@@ -55,31 +55,31 @@ int tx_start(struct conn *c, uint32_t *id)
 	return 0;
 }
 
-void tx_free(struct tx *t)
+void xs_tx_free(struct tx *t)
 {
 	struct xs_server *s = t->conn->s;
-	struct domain *d = domain_find(s, t->conn->domid);
+	struct domain *d = xs_domain_find(s, t->conn->domid);
 	list_remove(&t->link);
-	changes_fini(&t->overlay);
-	store_snap_end(&s->store, &t->snap);
+	xs_changes_fini(&t->overlay);
+	xs_store_snap_end(&s->store, &t->snap);
 	if (d && d->txs)
 		d->txs--;
 	s->ntxs--;
 	free(t);
 }
 
-int tx_access(struct tx *t, const char *path, const struct actor *who)
+int xs_tx_access(struct tx *t, const char *path, const struct actor *who)
 {
 	struct xs_server *s = t->conn->s;
-	if (changes_find(&t->overlay, path))
+	if (xs_changes_find(&t->overlay, path))
 		return 0;
 	if (!who->priv && t->overlay.n >= s->cfg.max_nodes_per_transaction)
 		return -ENOSPC;
-	const struct rec *base = store_get(&s->store, path, t->snap.seq);
-	return changes_add(&t->overlay, path, base) ? 0 : -ENOMEM;
+	const struct rec *base = xs_store_get(&s->store, path, t->snap.seq);
+	return xs_changes_add(&t->overlay, path, base) ? 0 : -ENOMEM;
 }
 
-int tx_merge(struct tx *t, struct changes *batch, const struct actor *who)
+int xs_tx_merge(struct tx *t, struct changes *batch, const struct actor *who)
 {
 	struct xs_server *s = t->conn->s;
 	struct change *ch;
@@ -87,9 +87,9 @@ int tx_merge(struct tx *t, struct changes *batch, const struct actor *who)
 	/* Every path needs its overlay entry first, so that moving cannot fail. */
 	list_for_each(ch, tmp, &batch->order, struct change, order)
 	{
-		if (ch->written && !changes_find(&t->overlay, ch->path) &&
-		    !changes_add(&t->overlay, ch->path,
-				 store_get(&s->store, ch->path, t->snap.seq)))
+		if (ch->written && !xs_changes_find(&t->overlay, ch->path) &&
+		    !xs_changes_add(&t->overlay, ch->path,
+				    xs_store_get(&s->store, ch->path, t->snap.seq)))
 			return -ENOMEM;
 	}
 
@@ -97,9 +97,10 @@ int tx_merge(struct tx *t, struct changes *batch, const struct actor *who)
 	{
 		if (!ch->written)
 			continue;
-		struct change *o = changes_find(&t->overlay, ch->path);
-		const struct rec *before = o->written ? (o->rec->deleted ? NULL : o->rec)
-						      : store_get(&s->store, o->path, t->snap.seq);
+		struct change *o = xs_changes_find(&t->overlay, ch->path);
+		const struct rec *before = o->written
+						   ? (o->rec->deleted ? NULL : o->rec)
+						   : xs_store_get(&s->store, o->path, t->snap.seq);
 		struct rec *now = ch->rec->deleted ? NULL : ch->rec;
 		if (before && before->perms[0].id == who->domid)
 			t->own_delta--;
@@ -109,7 +110,7 @@ int tx_merge(struct tx *t, struct changes *batch, const struct actor *who)
 			t->created = true;
 		/* A generation for XS_DIRECTORY_PART, stable while unchanged. */
 		ch->rec->seq = ++s->store.seq;
-		change_set(o, ch->rec);
+		xs_change_set(o, ch->rec);
 		ch->rec = NULL;
 		ch->written = false;
 		if (ch->fire) {
@@ -123,29 +124,29 @@ int tx_merge(struct tx *t, struct changes *batch, const struct actor *who)
 	return 0;
 }
 
-int tx_end(struct tx *t, bool commit)
+int xs_tx_end(struct tx *t, bool commit)
 {
 	struct xs_server *s = t->conn->s;
-	struct actor who = conn_actor(t->conn);
+	struct actor who = xs_conn_actor(t->conn);
 	int r = 0;
 
 	if (commit) {
-		const struct domain *d = domain_find(s, who.domid);
+		const struct domain *d = xs_domain_find(s, who.domid);
 		long nodes = (long)(d ? d->nodes : 0) + t->own_delta;
 		if (t->created && !who.priv && nodes > (long)s->cfg.max_nodes_per_domain)
 			r = -ENOSPC;
 		struct change *ch;
 		list_for_each(ch, tmp, &t->overlay.order, struct change, order)
 		{
-			if (r == 0 && store_head_seq(&s->store, ch->path) > t->snap.seq) {
+			if (r == 0 && xs_store_head_seq(&s->store, ch->path) > t->snap.seq) {
 				log_debug("xenstore: transaction %u conflicts on %s", t->id,
 					  ch->path);
 				r = -EAGAIN;
 			}
 		}
 		if (r == 0)
-			r = tree_apply(s, &t->overlay);
+			r = xs_tree_apply(s, &t->overlay);
 	}
-	tx_free(t);
+	xs_tx_free(t);
 	return r;
 }

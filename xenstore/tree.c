@@ -25,7 +25,7 @@
 #include "internal.h"
 #include "log.h"
 
-void path_parent(const char *path, char *buf)
+void xs_path_parent(const char *path, char *buf)
 {
 	const char *slash = strrchr(path + 1, '/');
 	if (!slash || path[0] != '/') {
@@ -39,7 +39,7 @@ void path_parent(const char *path, char *buf)
 	buf[n] = '\0';
 }
 
-bool path_is_child(const char *path, const char *parent)
+bool xs_path_is_child(const char *path, const char *parent)
 {
 	/* "/" should be "" for this to work, as xenstored says. */
 	if (strcmp(parent, "/") == 0)
@@ -57,19 +57,19 @@ static const char *basename_of(const char *path)
 
 static struct rec *with_data(const struct rec *r, const void *data, uint32_t len)
 {
-	return rec_new(r->perms, r->nperms, data, len, r->children, r->childlen);
+	return xs_rec_new(r->perms, r->nperms, data, len, r->children, r->childlen);
 }
 
 static struct rec *with_perms(const struct rec *r, const struct xs_perm *p, uint32_t n)
 {
-	return rec_new(p, n, r->data, r->datalen, r->children, r->childlen);
+	return xs_rec_new(p, n, r->data, r->datalen, r->children, r->childlen);
 }
 
 static struct rec *with_child(const struct rec *r, const char *name)
 {
 	size_t n = strlen(name) + 1;
-	struct rec *c =
-		rec_new(r->perms, r->nperms, r->data, r->datalen, NULL, r->childlen + (uint32_t)n);
+	struct rec *c = xs_rec_new(r->perms, r->nperms, r->data, r->datalen, NULL,
+				   r->childlen + (uint32_t)n);
 	if (c) {
 		memcpy(c->children, r->children, r->childlen);
 		memcpy(c->children + r->childlen, name, n);
@@ -88,9 +88,10 @@ static struct rec *without_child(const struct rec *r, const char *name)
 	}
 	if (off >= r->childlen) {
 		log_warn("xenstore: %s missing from its parent's children", name);
-		return rec_new(r->perms, r->nperms, r->data, r->datalen, r->children, r->childlen);
+		return xs_rec_new(r->perms, r->nperms, r->data, r->datalen, r->children,
+				  r->childlen);
 	}
-	struct rec *c = rec_new(r->perms, r->nperms, r->data, r->datalen, NULL, r->childlen - n);
+	struct rec *c = xs_rec_new(r->perms, r->nperms, r->data, r->datalen, NULL, r->childlen - n);
 	if (c) {
 		memcpy(c->children, r->children, off);
 		memcpy(c->children + off, r->children + off + n, r->childlen - off - n);
@@ -100,18 +101,18 @@ static struct rec *without_child(const struct rec *r, const char *name)
 
 /* ---- views -------------------------------------------------------------- */
 
-int view_begin(struct view *v, struct xs_server *s, struct tx *tx, const struct actor *who)
+int xs_view_begin(struct view *v, struct xs_server *s, struct tx *tx, const struct actor *who)
 {
 	*v = (struct view){ .s = s, .tx = tx, .who = *who };
-	return changes_init(&v->batch) < 0 ? -ENOMEM : 0;
+	return xs_changes_init(&v->batch) < 0 ? -ENOMEM : 0;
 }
 
-int view_end(struct view *v, bool commit)
+int xs_view_end(struct view *v, bool commit)
 {
 	int r = 0;
 	if (commit && v->batch.n)
-		r = v->tx ? tx_merge(v->tx, &v->batch, &v->who) : tree_apply(v->s, &v->batch);
-	changes_fini(&v->batch);
+		r = v->tx ? xs_tx_merge(v->tx, &v->batch, &v->who) : xs_tree_apply(v->s, &v->batch);
+	xs_changes_fini(&v->batch);
 	return r;
 }
 
@@ -119,26 +120,26 @@ int view_end(struct view *v, bool commit)
 static int base_get(struct view *v, const char *path, const struct rec **out)
 {
 	if (!v->tx) {
-		*out = store_get(&v->s->store, path, STORE_HEAD);
+		*out = xs_store_get(&v->s->store, path, STORE_HEAD);
 		return 0;
 	}
-	struct change *ch = changes_find(&v->tx->overlay, path);
+	struct change *ch = xs_changes_find(&v->tx->overlay, path);
 	if (!ch) {
-		int r = tx_access(v->tx, path, &v->who);
+		int r = xs_tx_access(v->tx, path, &v->who);
 		if (r < 0)
 			return r;
-		ch = changes_find(&v->tx->overlay, path);
+		ch = xs_changes_find(&v->tx->overlay, path);
 	}
 	if (ch && ch->written)
 		*out = ch->rec->deleted ? NULL : ch->rec;
 	else
-		*out = store_get(&v->s->store, path, v->tx->snap.seq);
+		*out = xs_store_get(&v->s->store, path, v->tx->snap.seq);
 	return 0;
 }
 
-int view_get(struct view *v, const char *path, const struct rec **out)
+int xs_view_get(struct view *v, const char *path, const struct rec **out)
 {
-	struct change *ch = changes_find(&v->batch, path);
+	struct change *ch = xs_changes_find(&v->batch, path);
 	if (ch && ch->written) {
 		*out = ch->rec->deleted ? NULL : ch->rec;
 		return 0;
@@ -151,25 +152,25 @@ static int view_put(struct view *v, const char *path, struct rec *r)
 {
 	if (!r)
 		return -ENOMEM;
-	struct change *ch = changes_find(&v->batch, path);
+	struct change *ch = xs_changes_find(&v->batch, path);
 	if (!ch) {
 		const struct rec *base;
 		int e = base_get(v, path, &base);
-		if (e == 0 && !(ch = changes_add(&v->batch, path, base)))
+		if (e == 0 && !(ch = xs_changes_add(&v->batch, path, base)))
 			e = -ENOMEM;
 		if (e < 0) {
-			rec_free(r);
+			xs_rec_free(r);
 			return e;
 		}
 	}
-	change_set(ch, r);
+	xs_change_set(ch, r);
 	return 0;
 }
 
 /* A non-exact event replaces an exact one, not the other way round. */
 static void view_fire(struct view *v, const char *path, bool exact)
 {
-	struct change *ch = changes_find(&v->batch, path);
+	struct change *ch = xs_changes_find(&v->batch, path);
 	if (!ch)
 		return;
 	if (!ch->fire)
@@ -183,7 +184,7 @@ static void view_fire(struct view *v, const char *path, bool exact)
 
 static unsigned rec_perm(const struct view *v, const struct rec *r)
 {
-	return perm_for(&v->who, r->perms, r->nperms);
+	return xs_perm_for(&v->who, r->perms, r->nperms);
 }
 
 /* What the nearest existing ancestor of path allows. */
@@ -194,9 +195,9 @@ static int ask_parents(struct view *v, const char *path, unsigned *perm)
 	snprintf(name, sizeof(name), "%s", path);
 	do {
 		char up[XS_PATH_BUF];
-		path_parent(name, up);
+		xs_path_parent(name, up);
 		strcpy(name, up);
-		int e = view_get(v, name, &r);
+		int e = xs_view_get(v, name, &r);
 		if (e < 0)
 			return e;
 	} while (!r && strcmp(name, "/") != 0);
@@ -204,10 +205,10 @@ static int ask_parents(struct view *v, const char *path, unsigned *perm)
 	return 0;
 }
 
-int tree_get(struct view *v, const char *path, unsigned perm, const struct rec **out)
+int xs_tree_get(struct view *v, const char *path, unsigned perm, const struct rec **out)
 {
 	const struct rec *r;
-	int e = view_get(v, path, &r);
+	int e = xs_view_get(v, path, &r);
 	if (e < 0)
 		return e;
 	if (r && (rec_perm(v, r) & perm) == perm) {
@@ -227,7 +228,7 @@ int tree_get(struct view *v, const char *path, unsigned perm, const struct rec *
 
 static unsigned own_nodes(const struct view *v)
 {
-	const struct domain *d = domain_find(v->s, v->who.domid);
+	const struct domain *d = xs_domain_find(v->s, v->who.domid);
 	long n = (long)(d ? d->nodes : 0) + (v->tx ? v->tx->own_delta : 0) + (long)v->created;
 	return n < 0 ? 0 : (unsigned)n;
 }
@@ -246,8 +247,8 @@ static int create(struct view *v, const char *path, const void *data, uint32_t l
 	ends[levels++] = (uint16_t)plen;
 	for (;;) {
 		char up[XS_PATH_BUF];
-		path_parent(buf, up);
-		int e = view_get(v, up, &parent);
+		xs_path_parent(buf, up);
+		int e = xs_view_get(v, up, &parent);
 		if (e < 0)
 			return e;
 		strcpy(buf, up);
@@ -270,29 +271,29 @@ static int create(struct view *v, const char *path, const void *data, uint32_t l
 
 		/* Inherit the parent's permissions; a domain owns what it makes. */
 		struct rec *node =
-			levels == 0 ? rec_new(parent->perms, parent->nperms, data, len, NULL, 0)
-				    : rec_new(parent->perms, parent->nperms, NULL, 0, NULL, 0);
+			levels == 0 ? xs_rec_new(parent->perms, parent->nperms, data, len, NULL, 0)
+				    : xs_rec_new(parent->perms, parent->nperms, NULL, 0, NULL, 0);
 		if (node && !v->who.priv)
 			node->perms[0].id = v->who.domid;
 		int e = view_put(v, buf, with_child(parent, basename_of(child)));
 		if (e == 0)
 			e = view_put(v, child, node);
 		else
-			rec_free(node);
+			xs_rec_free(node);
 		if (e < 0)
 			return e;
 		v->created++;
-		if ((e = view_get(v, child, &parent)) < 0)
+		if ((e = xs_view_get(v, child, &parent)) < 0)
 			return e;
 		strcpy(buf, child);
 	}
 	return 0;
 }
 
-int tree_write(struct view *v, const char *path, const void *data, uint32_t len)
+int xs_tree_write(struct view *v, const char *path, const void *data, uint32_t len)
 {
 	const struct rec *r;
-	int e = tree_get(v, path, XS_PERM_WRITE, &r);
+	int e = xs_tree_get(v, path, XS_PERM_WRITE, &r);
 	if (e < 0 && e != -ENOENT)
 		return e;
 	if (!v->who.priv && len > v->s->cfg.max_value_size)
@@ -304,10 +305,10 @@ int tree_write(struct view *v, const char *path, const void *data, uint32_t len)
 	return 0;
 }
 
-int tree_mkdir(struct view *v, const char *path)
+int xs_tree_mkdir(struct view *v, const char *path)
 {
 	const struct rec *r;
-	int e = tree_get(v, path, XS_PERM_WRITE, &r);
+	int e = xs_tree_get(v, path, XS_PERM_WRITE, &r);
 	if (e != -ENOENT)
 		return e; /* existing is fine */
 	if ((e = create(v, path, NULL, 0)) < 0)
@@ -320,7 +321,7 @@ int tree_mkdir(struct view *v, const char *path)
 static int remove_walk(struct view *v, char *buf, const char *root)
 {
 	const struct rec *r;
-	int e = view_get(v, buf, &r);
+	int e = xs_view_get(v, buf, &r);
 	if (e < 0 || !r)
 		return e;
 	size_t len = strlen(buf);
@@ -337,18 +338,18 @@ static int remove_walk(struct view *v, char *buf, const char *root)
 		if (e < 0)
 			return e;
 	}
-	if ((e = view_put(v, buf, rec_tombstone())) < 0)
+	if ((e = view_put(v, buf, xs_rec_tombstone())) < 0)
 		return e;
 	view_fire(v, buf, strcmp(buf, root) != 0);
 	return 0;
 }
 
-int tree_remove(struct view *v, const char *path)
+int xs_tree_remove(struct view *v, const char *path)
 {
 	char parent[XS_PATH_BUF], buf[XS_PATH_BUF];
 	const struct rec *p;
-	path_parent(path, parent);
-	int e = view_get(v, parent, &p);
+	xs_path_parent(path, parent);
+	int e = xs_view_get(v, parent, &p);
 	if (e < 0)
 		return e;
 	if (!p)
@@ -356,20 +357,20 @@ int tree_remove(struct view *v, const char *path)
 	snprintf(buf, sizeof(buf), "%s", path);
 	if ((e = remove_walk(v, buf, path)) < 0)
 		return e;
-	if ((e = view_get(v, parent, &p)) < 0)
+	if ((e = xs_view_get(v, parent, &p)) < 0)
 		return e;
 	return view_put(v, parent, without_child(p, basename_of(path)));
 }
 
-int tree_rm(struct view *v, const char *path)
+int xs_tree_rm(struct view *v, const char *path)
 {
 	const struct rec *r;
-	int e = tree_get(v, path, XS_PERM_WRITE, &r);
+	int e = xs_tree_get(v, path, XS_PERM_WRITE, &r);
 	if (e == -ENOENT) {
 		/* Removing a missing node is fine if its parent exists. */
 		char parent[XS_PATH_BUF];
-		path_parent(path, parent);
-		if ((e = view_get(v, parent, &r)) < 0)
+		xs_path_parent(path, parent);
+		if ((e = xs_view_get(v, parent, &r)) < 0)
 			return e;
 		return r ? 0 : -ENOENT;
 	}
@@ -377,13 +378,13 @@ int tree_rm(struct view *v, const char *path)
 		return e;
 	if (strcmp(path, "/") == 0)
 		return -EINVAL;
-	return tree_remove(v, path);
+	return xs_tree_remove(v, path);
 }
 
-int tree_set_perms(struct view *v, const char *path, const struct xs_perm *p, uint32_t n)
+int xs_tree_set_perms(struct view *v, const char *path, const struct xs_perm *p, uint32_t n)
 {
 	const struct rec *r;
-	int e = tree_get(v, path, XS_PERM_WRITE | XS_PERM_OWNER, &r);
+	int e = xs_tree_get(v, path, XS_PERM_WRITE | XS_PERM_OWNER, &r);
 	if (e < 0)
 		return e;
 	/* Only dom0 may give a node away. */
@@ -397,7 +398,7 @@ int tree_set_perms(struct view *v, const char *path, const struct xs_perm *p, ui
 
 /* ---- applying ----------------------------------------------------------- */
 
-int tree_apply(struct xs_server *s, struct changes *c)
+int xs_tree_apply(struct xs_server *s, struct changes *c)
 {
 	struct change *ch;
 
@@ -406,16 +407,16 @@ int tree_apply(struct xs_server *s, struct changes *c)
 	{
 		if (!ch->written)
 			continue;
-		if (ch->rec->deleted && !store_get(&s->store, ch->path, STORE_HEAD)) {
+		if (ch->rec->deleted && !xs_store_get(&s->store, ch->path, STORE_HEAD)) {
 			/* Made and removed in one transaction: nothing changes. */
-			rec_free(ch->rec);
+			xs_rec_free(ch->rec);
 			ch->rec = NULL;
 			ch->written = false;
 			continue;
 		}
-		if (store_reserve(&s->store, ch->path) < 0)
+		if (xs_store_reserve(&s->store, ch->path) < 0)
 			return -ENOMEM;
-		if (!ch->rec->deleted && !domain_get(s, ch->rec->perms[0].id))
+		if (!ch->rec->deleted && !xs_domain_get(s, ch->rec->perms[0].id))
 			return -ENOMEM;
 	}
 
@@ -423,13 +424,13 @@ int tree_apply(struct xs_server *s, struct changes *c)
 	{
 		if (!ch->written)
 			continue;
-		const struct rec *old = store_get(&s->store, ch->path, STORE_HEAD);
+		const struct rec *old = xs_store_get(&s->store, ch->path, STORE_HEAD);
 		struct domain *d;
-		if (old && (d = domain_find(s, old->perms[0].id)) && d->nodes)
+		if (old && (d = xs_domain_find(s, old->perms[0].id)) && d->nodes)
 			d->nodes--;
 		if (!ch->rec->deleted)
-			domain_find(s, ch->rec->perms[0].id)->nodes++;
-		store_publish(&s->store, ch->path, ch->rec);
+			xs_domain_find(s, ch->rec->perms[0].id)->nodes++;
+		xs_store_publish(&s->store, ch->path, ch->rec);
 		ch->rec = NULL;
 		ch->written = false;
 	}
@@ -437,7 +438,7 @@ int tree_apply(struct xs_server *s, struct changes *c)
 	list_for_each(ch, tmp3, &c->order, struct change, order)
 	{
 		if (ch->fire)
-			watch_fire(s, ch->path, ch->exact, ch->old_perms, ch->old_nperms, NULL);
+			xs_watch_fire(s, ch->path, ch->exact, ch->old_perms, ch->old_nperms, NULL);
 	}
 	return 0;
 }

@@ -12,7 +12,7 @@
 #include "internal.h"
 #include "log.h"
 
-int watch_add(struct conn *c, const char *path, const char *token, bool relative)
+int xs_watch_add(struct conn *c, const char *path, const char *token, bool relative)
 {
 	struct xs_server *s = c->s;
 	struct watch *w;
@@ -21,8 +21,8 @@ int watch_add(struct conn *c, const char *path, const char *token, bool relative
 		if (strcmp(w->path, path) == 0 && strcmp(w->token, token) == 0)
 			return -EEXIST;
 	}
-	struct actor who = conn_actor(c);
-	struct domain *d = domain_get(s, c->domid);
+	struct actor who = xs_conn_actor(c);
+	struct domain *d = xs_domain_get(s, c->domid);
 	if (!d)
 		return -ENOMEM;
 	if (!who.priv && d->watches >= s->cfg.max_watches_per_domain)
@@ -35,7 +35,7 @@ int watch_add(struct conn *c, const char *path, const char *token, bool relative
 	w->token = w->path + plen + 1;
 	memcpy(w->token, token, tlen + 1);
 	char home[64];
-	w->prefix_len = relative ? strlen(conn_home(c, home, sizeof(home))) + 1 : 0;
+	w->prefix_len = relative ? strlen(xs_conn_home(c, home, sizeof(home))) + 1 : 0;
 	list_append(&c->watches, &w->link);
 	d->watches++;
 	s->nwatches++;
@@ -44,7 +44,7 @@ int watch_add(struct conn *c, const char *path, const char *token, bool relative
 
 static void watch_free(struct conn *c, struct watch *w)
 {
-	struct domain *d = domain_find(c->s, c->domid);
+	struct domain *d = xs_domain_find(c->s, c->domid);
 	list_remove(&w->link);
 	if (d && d->watches)
 		d->watches--;
@@ -52,7 +52,7 @@ static void watch_free(struct conn *c, struct watch *w)
 	free(w);
 }
 
-int watch_remove(struct conn *c, const char *path, const char *token)
+int xs_watch_remove(struct conn *c, const char *path, const char *token)
 {
 	struct watch *w;
 	list_for_each(w, tmp, &c->watches, struct watch, link)
@@ -65,7 +65,7 @@ int watch_remove(struct conn *c, const char *path, const char *token)
 	return -ENOENT;
 }
 
-void watch_remove_all(struct conn *c)
+void xs_watch_remove_all(struct conn *c)
 {
 	struct watch *w;
 	list_for_each(w, tmp, &c->watches, struct watch, link)
@@ -87,17 +87,17 @@ struct fire {
 
 static bool readable(const struct actor *a, const struct rec *r)
 {
-	return r && (perm_for(a, r->perms, r->nperms) & XS_PERM_READ);
+	return r && (xs_perm_for(a, r->perms, r->nperms) & XS_PERM_READ);
 }
 
 /* xenstored's watch_permitted(). */
 static bool permitted(struct fire *f, struct conn *c)
 {
-	struct actor a = conn_actor(c);
-	if (f->old && (perm_for(&a, f->old, f->nold) & XS_PERM_READ))
+	struct actor a = xs_conn_actor(c);
+	if (f->old && (xs_perm_for(&a, f->old, f->nold) & XS_PERM_READ))
 		return true;
 	if (!f->now_read) {
-		f->now = store_get(&f->s->store, f->path, STORE_HEAD);
+		f->now = xs_store_get(&f->s->store, f->path, STORE_HEAD);
 		f->now_read = true;
 	}
 	if (!f->now)
@@ -106,15 +106,15 @@ static bool permitted(struct fire *f, struct conn *c)
 		return true;
 	if (!f->parent_read) {
 		char up[XS_PATH_BUF];
-		path_parent(f->path, up);
-		f->parent = store_get(&f->s->store, up, STORE_HEAD);
+		xs_path_parent(f->path, up);
+		f->parent = xs_store_get(&f->s->store, up, STORE_HEAD);
 		f->parent_read = true;
 	}
 	return readable(&a, f->parent);
 }
 
-void watch_fire(struct xs_server *s, const char *path, bool exact, const struct xs_perm *old,
-		uint32_t nold, const struct rec *now)
+void xs_watch_fire(struct xs_server *s, const char *path, bool exact, const struct xs_perm *old,
+		   uint32_t nold, const struct rec *now)
 {
 	struct fire f = {
 		.s = s, .path = path, .old = old, .nold = nold, .now = now, .now_read = now != NULL
@@ -126,15 +126,15 @@ void watch_fire(struct xs_server *s, const char *path, bool exact, const struct 
 		struct watch *w;
 		list_for_each(w, tmp2, &c->watches, struct watch, link)
 		{
-			bool match =
-				exact ? strcmp(path, w->path) == 0 : path_is_child(path, w->path);
+			bool match = exact ? strcmp(path, w->path) == 0
+					   : xs_path_is_child(path, w->path);
 			if (!match)
 				continue;
 			if (allowed < 0)
 				allowed = permitted(&f, c);
 			if (!allowed)
 				break;
-			conn_event(c, path + w->prefix_len, w->token);
+			xs_conn_event(c, path + w->prefix_len, w->token);
 			if (c->dead)
 				break;
 		}

@@ -70,11 +70,10 @@ struct xs_config {
 struct xs_hooks {
 	/*
 	 * A connection whose first message claims domain `domid` (always below
-	 * 0x7ff0), or (domid 0) one whose first message is anything else. `peer` is the SO_PEERCRED of the socket as read when it was
-	 * added (pid 0 and uid/gid -1 if that failed). Returns 0 to bind the
-	 * connection to the domain or -EACCES to refuse: the peer then gets
-	 * EACCES and the connection is closed once that reply is sent. A NULL
-	 * hook refuses every claim.
+	 * 0x7ff0), or (domid 0) one whose first message is anything else. `peer` is the SO_PEERCRED
+	 * of the socket as read when it was added (pid 0 and uid/gid -1 if that failed). Returns 0
+	 * to bind the connection to the domain or -EACCES to refuse: the peer then gets EACCES and
+	 * the connection is closed once that reply is sent. A NULL hook refuses every claim.
 	 */
 	int (*may_claim)(void *ctx, const struct ucred *peer, unsigned domid);
 };

@@ -287,6 +287,8 @@ pid_t granted_getpid(void);
 
 /* Where the broker listens: $GRANTED_SOCKET or the default (granted(8)). */
 int granted_socket_path(char *buf, size_t len);
+/* Where the broker serves xenstore: $GRANTED_XENSTORE or the default. */
+int granted_xenstore_path(char *buf, size_t len);
 
 #ifdef __cplusplus
 }

@@ -682,7 +682,7 @@ TEST(transaction_commit)
 	CHECK_EQ(xwrite(o, t2, "/t/ghost", "1"), 0);
 	CHECK_EQ(xone(o, XS_RM, t2, "/t/ghost"), 0);
 	CHECK_EQ(xtx_end(o, t2, true), 0);
-	CHECK_EQ(store_head_seq(&s->xs->store, "/t/ghost"), 0);
+	CHECK_EQ(xs_store_head_seq(&s->xs->store, "/t/ghost"), 0);
 	CHECK_EQ(xtx_end(c, t1, true), -EAGAIN);
 	/* Read-only, nothing changed: commits. */
 	t1 = xtx_start(c);
@@ -1224,31 +1224,31 @@ TEST(store_versions)
 {
 	struct store st;
 	struct xs_perm n0 = { 0, 0 };
-	CHECK_EQ(store_init(&st), 0);
-	CHECK_EQ(store_reserve(&st, "/a"), 0);
-	store_publish(&st, "/a", rec_new(&n0, 1, "1", 1, NULL, 0));
+	CHECK_EQ(xs_store_init(&st), 0);
+	CHECK_EQ(xs_store_reserve(&st, "/a"), 0);
+	xs_store_publish(&st, "/a", xs_rec_new(&n0, 1, "1", 1, NULL, 0));
 	struct snap s1, s2;
-	store_snap_begin(&st, &s1);
-	store_publish(&st, "/a", rec_new(&n0, 1, "2", 1, NULL, 0));
-	store_snap_begin(&st, &s2);
-	store_publish(&st, "/a", rec_tombstone());
-	CHECK_EQ(store_get(&st, "/a", s1.seq)->data[0], '1');
-	CHECK_EQ(store_get(&st, "/a", s2.seq)->data[0], '2');
-	CHECK(store_get(&st, "/a", STORE_HEAD) == NULL);
-	CHECK_EQ(store_head_seq(&st, "/a"), 3);
+	xs_store_snap_begin(&st, &s1);
+	xs_store_publish(&st, "/a", xs_rec_new(&n0, 1, "2", 1, NULL, 0));
+	xs_store_snap_begin(&st, &s2);
+	xs_store_publish(&st, "/a", xs_rec_tombstone());
+	CHECK_EQ(xs_store_get(&st, "/a", s1.seq)->data[0], '1');
+	CHECK_EQ(xs_store_get(&st, "/a", s2.seq)->data[0], '2');
+	CHECK(xs_store_get(&st, "/a", STORE_HEAD) == NULL);
+	CHECK_EQ(xs_store_head_seq(&st, "/a"), 3);
 	CHECK_EQ(st.live, 0);
-	store_snap_end(&st, &s1);
-	CHECK(store_get(&st, "/a", s1.seq) == NULL); /* collected: nobody needs it */
-	CHECK_EQ(store_get(&st, "/a", s2.seq)->data[0], '2');
-	store_snap_end(&st, &s2);
+	xs_store_snap_end(&st, &s1);
+	CHECK(xs_store_get(&st, "/a", s1.seq) == NULL); /* collected: nobody needs it */
+	CHECK_EQ(xs_store_get(&st, "/a", s2.seq)->data[0], '2');
+	xs_store_snap_end(&st, &s2);
 	CHECK_EQ(st.map.n, 0); /* the tombstone went too */
-	CHECK_EQ(store_head_seq(&st, "/a"), 0);
+	CHECK_EQ(xs_store_head_seq(&st, "/a"), 0);
 	/* A reserved path never published is dropped at the next collection. */
-	CHECK_EQ(store_reserve(&st, "/b"), 0);
-	store_snap_begin(&st, &s1);
-	store_snap_end(&st, &s1);
+	CHECK_EQ(xs_store_reserve(&st, "/b"), 0);
+	xs_store_snap_begin(&st, &s1);
+	xs_store_snap_end(&st, &s1);
 	CHECK_EQ(st.map.n, 0);
-	store_fini(&st);
+	xs_store_fini(&st);
 }
 
 TEST(versions_freed_after_transactions)
