@@ -74,7 +74,8 @@ void broker_destroy(struct broker *b);
  */
 int broker_serve_xenstore(struct broker *b, int listen_fd);
 
-/* Hands a connected SOCK_SEQPACKET socket to the broker (consumed). */
+/* Hands a connected SOCK_SEQPACKET socket to the broker (consumed; made
+ * non-blocking). */
 int broker_add_client(struct broker *b, int fd);
 
 /* The loop, so that main can add its signalfd. */

@@ -17,8 +17,12 @@
 #include "loop.h"
 #include "wire.h"
 
-#define OUT_QUEUE_MAX (16u << 20)
-#define MSGS_PER_WAKE 64
+/* Replies queued for a client that does not read them: past the first
+ * limit the broker stops reading its requests (so it cannot make us queue
+ * more), past the second it is disconnected. Counted as allocated. */
+#define OUT_QUEUE_PAUSE (256u << 10)
+#define OUT_QUEUE_MAX	(4u << 20)
+#define MSGS_PER_WAKE	64
 
 static const char *role_name(enum conn_role r)
 {
@@ -57,6 +61,15 @@ static void out_free(struct outmsg *m)
 	free(m);
 }
 
+/* What to wait for: its requests, unless its replies back up. */
+static void conn_want(struct conn *c)
+{
+	uint32_t ev = c->out_bytes > OUT_QUEUE_PAUSE ? 0 : EPOLLIN;
+	if (c->out_head)
+		ev |= EPOLLOUT;
+	loop_modify(c->src, ev);
+}
+
 static void out_flush(struct conn *c)
 {
 	while (c->out_head) {
@@ -71,10 +84,10 @@ static void out_flush(struct conn *c)
 		c->out_head = m->next;
 		if (!c->out_head)
 			c->out_tail = &c->out_head;
-		c->out_bytes -= m->len;
+		c->out_bytes -= sizeof(*m) + m->len;
 		out_free(m);
 	}
-	loop_modify(c->src, EPOLLIN);
+	conn_want(c);
 }
 
 static void conn_send(struct conn *c, const struct gr_hdr *hdr, const void *payload, size_t len,
@@ -97,7 +110,7 @@ static void conn_send(struct conn *c, const struct gr_hdr *hdr, const void *payl
 		/* The client is not reading right now: queue a copy (with its
 		 * own fds), bounded, and wait for EPOLLOUT. */
 		struct outmsg *m = malloc(sizeof(*m) + total);
-		if (!m || c->out_bytes + total > OUT_QUEUE_MAX) {
+		if (!m || c->out_bytes + sizeof(*m) + total > OUT_QUEUE_MAX) {
 			free(m);
 			conn_kill(c, "client does not read its replies");
 			goto out;
@@ -118,8 +131,8 @@ static void conn_send(struct conn *c, const struct gr_hdr *hdr, const void *payl
 		}
 		*c->out_tail = m;
 		c->out_tail = &m->next;
-		c->out_bytes += total;
-		loop_modify(c->src, EPOLLIN | EPOLLOUT);
+		c->out_bytes += sizeof(*m) + total;
+		conn_want(c);
 	} else if (r < 0) {
 		conn_kill(c, "send failed");
 	}
@@ -486,7 +499,7 @@ static void conn_event(void *data, uint32_t events)
 	if (c->dead)
 		return;
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-		for (int i = 0; i < MSGS_PER_WAKE; i++)
+		for (int i = 0; i < MSGS_PER_WAKE && c->out_bytes <= OUT_QUEUE_PAUSE; i++)
 			if (!conn_read_one(c))
 				break;
 	}
@@ -528,6 +541,14 @@ int broker_add_client(struct broker *b, int fd)
 	if (!c) {
 		close(fd);
 		return -ENOMEM;
+	}
+	/* A client that stops reading must never block the broker. */
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		int r = -errno;
+		close(fd);
+		free(c);
+		return r;
 	}
 	socklen_t len = sizeof(c->peer.cred);
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->peer.cred, &len) < 0) {

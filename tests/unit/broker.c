@@ -705,6 +705,48 @@ TEST(maptrack_limit_fails_the_mmap)
 	broker_destroy(b);
 }
 
+TEST(a_client_that_never_reads_does_not_stall_the_broker)
+{
+	struct broker *b = new_broker(NULL);
+	struct client lazy = open_dev(b, GR_KIND_GNTALLOC, 1);
+	struct client other = open_dev(b, GR_KIND_GNTALLOC, 2);
+	/* Requests whose replies lazy never reads: its socket buffer fills,
+	 * the broker queues, then gives up on it; the other client is served
+	 * all along. */
+	struct gr_alloc req = { .grantee = 2, .count = 0 };
+	char msg[sizeof(struct gr_hdr) + sizeof(req)];
+	bool pushed_back = false;
+	for (int i = 0; i < 200000 && !pushed_back; i++) {
+		struct gr_hdr h = { .op = GR_OP_ALLOC,
+				    .size = sizeof(msg),
+				    .seq = (uint32_t)i + 1 };
+		memcpy(msg, &h, sizeof(h));
+		memcpy(msg + sizeof(h), &req, sizeof(req));
+		/* Once the broker stops reading it, lazy's own sends block. */
+		if (send(lazy.fd, msg, sizeof(msg), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+			pushed_back = errno == EAGAIN;
+		if (i % 64 == 0) {
+			pump(b);
+			CHECK_EQ(call(&other, GR_OP_BARRIER, NULL, 0, NULL, 0, NULL, 0, NULL, NULL),
+				 0);
+		}
+	}
+	CHECK(pushed_back);
+	pump(b);
+	CHECK_EQ(call(&other, GR_OP_BARRIER, NULL, 0, NULL, 0, NULL, 0, NULL, NULL), 0);
+	/* Reading its replies again, lazy is served again. */
+	char in[64];
+	int got = 0;
+	while (recv(lazy.fd, in, sizeof(in), MSG_DONTWAIT) > 0 || (pump(b), got++ < 2000))
+		;
+	struct broker_stats st;
+	broker_get_stats(b, &st);
+	CHECK_EQ(st.connections, 2);
+	close(lazy.fd);
+	close(other.fd);
+	broker_destroy(b);
+}
+
 int main(int argc, char **argv)
 {
 	return tap_main(argc, argv, 0);
