@@ -50,6 +50,12 @@ void gr_close_fds(int *fds, unsigned n)
 ssize_t gr_recv(int sock, void *buf, size_t cap, int *fds, unsigned max_fds, unsigned *nfds,
 		int flags)
 {
+	return gr_recv_lossy(sock, buf, cap, fds, max_fds, nfds, flags, NULL);
+}
+
+ssize_t gr_recv_lossy(int sock, void *buf, size_t cap, int *fds, unsigned max_fds, unsigned *nfds,
+		      int flags, bool *lost_fds)
+{
 	/* Room for more fds than we accept, so that an oversized set is seen
 	 * (and closed) rather than silently truncated by the kernel. */
 	union {
@@ -91,6 +97,16 @@ ssize_t gr_recv(int sock, void *buf, size_t cap, int *fds, unsigned max_fds, uns
 	}
 	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
 		err = -EMSGSIZE;
+	if (lost_fds) {
+		*lost_fds = false;
+		if (err && !(mh.msg_flags & MSG_TRUNC)) {
+			/* Whole data, lost fds: hand the message over anyway. */
+			gr_close_fds(fds, *nfds);
+			*nfds = 0;
+			*lost_fds = true;
+			return n;
+		}
+	}
 	if (err) {
 		gr_close_fds(fds, *nfds);
 		*nfds = 0;

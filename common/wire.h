@@ -5,6 +5,7 @@
 #ifndef GRANTED_WIRE_H
 #define GRANTED_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -24,6 +25,15 @@ int gr_send(int sock, const void *msg, size_t len, const int *fds, unsigned nfds
  */
 ssize_t gr_recv(int sock, void *buf, size_t cap, int *fds, unsigned max_fds, unsigned *nfds,
 		int flags);
+
+/*
+ * The same, except that a message whose fds the kernel could not all
+ * install here (MSG_CTRUNC: this process is out of fds) is still returned,
+ * with the fds that did arrive closed and *lost_fds set: the caller can
+ * fail that one request and stay in step with the stream.
+ */
+ssize_t gr_recv_lossy(int sock, void *buf, size_t cap, int *fds, unsigned max_fds, unsigned *nfds,
+		      int flags, bool *lost_fds);
 
 /* Closes fds[0..n) that are >= 0. */
 void gr_close_fds(int *fds, unsigned n);

@@ -104,10 +104,13 @@ static int send_on(struct chan *ch, char *buf, uint16_t op, uint16_t flags, cons
 
 static int wait_on(struct chan *ch, char *buf, uint16_t op, uint32_t seq, reply_fn fn, void *ctx)
 {
+	bool lost_any = false;
 	for (;;) {
 		int rfds[GR_MSG_FDS_MAX];
 		unsigned nr = 0;
-		ssize_t n = gr_recv(ch->fd, buf, GR_MSG_MAX, rfds, GR_MSG_FDS_MAX, &nr, 0);
+		bool lost = false;
+		ssize_t n =
+			gr_recv_lossy(ch->fd, buf, GR_MSG_MAX, rfds, GR_MSG_FDS_MAX, &nr, 0, &lost);
 		if (n <= 0) {
 			gr_debug("op %u: the broker hung up (%s)", op,
 				 n == 0 ? "end of stream" : strerror((int)-n));
@@ -125,11 +128,18 @@ static int wait_on(struct chan *ch, char *buf, uint16_t op, uint32_t seq, reply_
 			continue;
 		}
 		int fr = 0;
-		if (fn)
+		/* Out of fds here: the memory (and a mapping's token) never
+		 * arrived, and the broker sees the token go. Fail this request,
+		 * read the rest of its reply. */
+		lost_any |= lost;
+		if (fn && !lost_any)
 			fr = fn(ctx, &rh, buf + sizeof(rh), (size_t)n - sizeof(rh), rfds, nr);
 		gr_close_fds(rfds, nr);
 		if (!(rh.flags & GR_HDR_MORE)) {
-			gr_debug("op %u -> %d", op, rh.result);
+			gr_debug("op %u -> %d%s", op, rh.result,
+				 lost_any ? " (fds lost: ENOMEM)" : "");
+			if (lost_any && rh.result >= 0)
+				return -ENOMEM;
 			return rh.result < 0 ? rh.result : fr < 0 ? fr : rh.result;
 		}
 		if (fr < 0) {

@@ -6,6 +6,7 @@
 #include "kabi.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 
 /* Domain 1 (this process) shares n zeroed pages with `grantee`. */
 static int share(unsigned grantee, unsigned n, int writable, uint32_t *refs, char **map)
@@ -606,6 +607,43 @@ TEST(mremap_of_a_grant_mapping)
 	}
 	tap_wait_ok(pid);
 	munmap(p, 2 * PAGE);
+	close(ga);
+}
+
+TEST(mmap_at_the_fd_limit_is_enomem_and_nothing_breaks)
+{
+	uint32_t refs[1];
+	char *p;
+	int ga = share(2, 1, 1, refs, &p);
+	pid_t pid = tap_fork_domain(2, NULL);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		uint64_t idx;
+		CHECK_OK(gd_map1(fd, 1, refs[0], &idx));
+		/* Leave room for one fd only: the mapping's memory and its token
+		 * cannot both arrive. */
+		struct rlimit rl = { 64, 64 };
+		CHECK_OK(setrlimit(RLIMIT_NOFILE, &rl));
+		int fill[64], n = 0;
+		while (n < 64 && (fill[n] = open("/dev/null", O_RDONLY)) >= 0)
+			n++;
+		close(fill[--n]);
+		CHECK_ERR(map_pages(fd, idx, 1, PROT_READ), ENOMEM);
+		while (n > 0)
+			close(fill[--n]);
+		/* The map is spent, as after any failed mmap; the file works. */
+		CHECK_ERR(map_pages(fd, idx, 1, PROT_READ), EINVAL);
+		CHECK_OK(gd_unmap(fd, idx, 1));
+		CHECK_OK(gd_map1(fd, 1, refs[0], &idx));
+		char *q = map_pages(fd, idx, 1, PROT_READ);
+		CHECK(q != MAP_FAILED);
+		munmap(q, PAGE);
+		CHECK_OK(gd_unmap(fd, idx, 1));
+		close(fd);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+	munmap(p, PAGE);
 	close(ga);
 }
 
