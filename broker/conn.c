@@ -466,6 +466,10 @@ static bool conn_read_one(struct conn *c)
 	if (n == -EAGAIN)
 		return false;
 	if (n == 0) {
+		/* End of stream, or an empty message (SEQPACKET allows them),
+		 * which no client sends: either way it ends, and whatever fds
+		 * came with it are closed, not kept. */
+		gr_close_fds(fds, nfds);
 		conn_kill(c, c->role == CONN_DEVICE ? NULL : "closed by the client");
 		return false;
 	}

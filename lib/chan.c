@@ -185,8 +185,7 @@ static int chan_ensure(struct granted_dev *dev)
 	return 0;
 }
 
-int chan_queue(struct granted_dev *dev, uint16_t op, uint16_t flags, const void *req, size_t len,
-	       uint32_t *seq)
+int chan_queue(struct granted_dev *dev, uint16_t op, uint16_t flags, const void *req, size_t len)
 {
 	struct outbox *ob = &dev->ob;
 	size_t total = sizeof(struct gr_hdr) + len;
@@ -207,34 +206,11 @@ int chan_queue(struct granted_dev *dev, uint16_t op, uint16_t flags, const void 
 	memcpy(ob->buf + ob->used, &h, sizeof(h));
 	if (len)
 		memcpy(ob->buf + ob->used + sizeof(h), req, len);
-	ob->seq[ob->n] = h.seq;
 	ob->off[ob->n] = (uint32_t)ob->used;
 	ob->len[ob->n] = (uint32_t)total;
 	ob->n++;
 	ob->used += total;
-	*seq = h.seq;
 	return 0;
-}
-
-bool chan_unqueue(struct granted_dev *dev, uint32_t seq)
-{
-	struct outbox *ob = &dev->ob;
-	for (unsigned i = 0; i < ob->n; i++) {
-		if (ob->seq[i] != seq)
-			continue;
-		/* The last one goes simply; others leave a gap we close. */
-		uint32_t off = ob->off[i], len = ob->len[i];
-		memmove(ob->buf + off, ob->buf + off + len, ob->used - off - len);
-		ob->used -= len;
-		for (unsigned j = i; j + 1 < ob->n; j++) {
-			ob->seq[j] = ob->seq[j + 1];
-			ob->off[j] = ob->off[j + 1] - len;
-			ob->len[j] = ob->len[j + 1];
-		}
-		ob->n--;
-		return true;
-	}
-	return false;
 }
 
 /* Sends the outbox and, if given, one more message, in one sendmmsg. */

@@ -507,15 +507,12 @@ GR_EXPORT int granted_grant_copy(struct granted_dev *dev, struct granted_copy_se
 		char *from = s->source.virt, *to = s->dest.virt;
 		bool src_gref = s->flags & GNTCOPY_source_gref,
 		     dst_gref = s->flags & GNTCOPY_dest_gref;
-		if (src_gref) {
+		if (src_gref)
 			src = sides[2 * i];
-			from = src.page + s->source.foreign.offset;
-		}
 		if (dst_gref) {
 			dst = sides[2 * i + 1];
 			if (dst.status == GNTST_okay && !dst.writable)
 				dst.status = GNTST_general_error; /* a read-only grant */
-			to = dst.page + s->dest.foreign.offset;
 		}
 		/* Xen's order: both domains, then the source, then the dest. */
 		if (src.status == GNTST_bad_domain || dst.status == GNTST_bad_domain)
@@ -526,6 +523,11 @@ GR_EXPORT int granted_grant_copy(struct granted_dev *dev, struct granted_copy_se
 			s->status = dst.status;
 		if (s->status != GNTST_okay)
 			continue;
+		/* Both sides are known good from here: their pages exist. */
+		if (src_gref)
+			from = src.page + s->source.foreign.offset;
+		if (dst_gref)
+			to = dst.page + s->dest.foreign.offset;
 		if (src_gref && dst_gref) {
 			r = batch_run(b, fault);
 			if (r < 0)

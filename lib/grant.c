@@ -114,9 +114,9 @@ static int unmap_solo(struct granted_dev *dev, uint64_t index, uint32_t count)
 	struct lmap m = dev->lmaps[pos];
 	memmove(dev->lmaps + pos, dev->lmaps + pos + 1, (dev->nlmaps - pos - 1) * sizeof(m));
 	dev->nlmaps--;
-	/* Never told the broker about it: it never needs to know. */
-	if (m.queued_seq && chan_unqueue(dev, m.queued_seq))
-		return 0;
+	/* Even a MAP still queued is sent, then this UNMAP: the MAPs queued
+	 * after it were placed with it in the list, as the broker must place
+	 * them too. */
 	struct gr_range req = { .index = index, .count = count };
 	/* With a notification armed, it fires at this UNMAP: wait for it. */
 	if (dev->notify_armed)
@@ -208,7 +208,7 @@ GR_EXPORT int granted_map_refs(struct granted_dev *dev, uint32_t count,
 		memcpy(msg + sizeof(head), refs, (size_t)n * sizeof(*refs));
 		struct lmap m = { .index = rep.index, .count = count };
 		if (n == count) {
-			r = chan_queue(dev, GR_OP_MAP, GR_HDR_NOREPLY, msg, len, &m.queued_seq);
+			r = chan_queue(dev, GR_OP_MAP, GR_HDR_NOREPLY, msg, len);
 		} else {
 			r = chan_send(dev, GR_OP_MAP, GR_HDR_NOREPLY, msg, len, &seq);
 			if (r == 0)

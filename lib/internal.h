@@ -34,7 +34,6 @@ struct chan {
 struct outbox {
 	unsigned n;
 	size_t used;
-	uint32_t seq[OUTBOX_MSGS];
 	uint32_t off[OUTBOX_MSGS], len[OUTBOX_MSGS];
 	char *buf; /* GR_MSG_MAX bytes */
 };
@@ -43,7 +42,6 @@ struct outbox {
 struct lmap {
 	uint64_t index; /* pages */
 	uint32_t count;
-	uint32_t queued_seq; /* its MAP is still in the outbox: 0 once sent */
 };
 
 struct granted_dev {
@@ -92,11 +90,8 @@ typedef int (*reply_fn)(void *ctx, const struct gr_hdr *h, const void *payload, 
  */
 int chan_call(struct granted_dev *dev, uint16_t op, const void *req, size_t len, reply_fn fn,
 	      void *ctx);
-/* Queues a message no one waits for; *seq identifies it for chan_unqueue. */
-int chan_queue(struct granted_dev *dev, uint16_t op, uint16_t flags, const void *req, size_t len,
-	       uint32_t *seq);
-/* Drops a queued message that has not left yet; false if it has. */
-bool chan_unqueue(struct granted_dev *dev, uint32_t seq);
+/* Queues a message no one waits for, to leave with the next request. */
+int chan_queue(struct granted_dev *dev, uint16_t op, uint16_t flags, const void *req, size_t len);
 int chan_flush(struct granted_dev *dev);
 /* The two halves of chan_call, for requests sent in several messages. */
 int chan_send(struct granted_dev *dev, uint16_t op, uint16_t flags, const void *req, size_t len,

@@ -137,12 +137,14 @@ static int gntdev_copy(struct shfile *f, void *arg)
 	int r = copy_in(&op, arg, sizeof(op));
 	if (r < 0)
 		return r;
-	char *user = (char *)op.segments;
+	/* Addresses of the caller's, kept as numbers: NULL is as good as any
+	 * other bad address, and is the kernel's EFAULT to give. */
+	uintptr_t user = (uintptr_t)op.segments;
 	struct gntdev_grant_copy_segment *segs = NULL;
 	unsigned ops_before = 0; /* ops queued by earlier chunks */
 	for (uint32_t base = 0; base < op.count; base += COPY_CHUNK) {
 		uint32_t n = op.count - base < COPY_CHUNK ? op.count - base : COPY_CHUNK;
-		char *u = user + (size_t)base * sizeof(*segs);
+		uintptr_t u = user + (size_t)base * sizeof(*segs);
 		free(segs);
 		segs = malloc((size_t)n * sizeof(*segs));
 		if (!segs)
@@ -150,10 +152,10 @@ static int gntdev_copy(struct shfile *f, void *arg)
 		/* Read: one syscall, or one per segment to find a fault. */
 		uint32_t stop = n;
 		int err = 0;
-		if (copy_in(segs, u, (size_t)n * sizeof(*segs)) < 0) {
+		if (copy_in(segs, (void *)u, (size_t)n * sizeof(*segs)) < 0) {
 			for (stop = 0; stop < n; stop++)
-				if (copy_in(&segs[stop], u + stop * sizeof(*segs), sizeof(*segs)) <
-				    0)
+				if (copy_in(&segs[stop], (void *)(u + stop * sizeof(*segs)),
+					    sizeof(*segs)) < 0)
 					break;
 			err = -EFAULT;
 		}
@@ -168,10 +170,11 @@ static int gntdev_copy(struct shfile *f, void *arg)
 		/* The driver writes each status (okay) before it copies. */
 		for (uint32_t i = 0; i < stop; i++)
 			segs[i].status = GNTST_okay;
-		if (copy_out(u, segs, (size_t)stop * sizeof(*segs)) < 0) {
+		if (copy_out((void *)u, segs, (size_t)stop * sizeof(*segs)) < 0) {
 			uint32_t i;
 			for (i = 0; i < stop; i++)
-				if (copy_out(u + i * sizeof(*segs), &segs[i], sizeof(*segs)) < 0)
+				if (copy_out((void *)(u + i * sizeof(*segs)), &segs[i],
+					     sizeof(*segs)) < 0)
 					break;
 			stop = i;
 			err = -EFAULT;
@@ -205,8 +208,8 @@ static int gntdev_copy(struct shfile *f, void *arg)
 		/* The failures Xen reported overwrite their okay. */
 		for (uint32_t i = 0; i < todo; i++)
 			if (segs[i].status != GNTST_okay &&
-			    copy_out(u + i * sizeof(*segs) +
-					     offsetof(struct gntdev_grant_copy_segment, status),
+			    copy_out((void *)(u + i * sizeof(*segs) +
+					      offsetof(struct gntdev_grant_copy_segment, status)),
 				     &segs[i].status, sizeof(segs[i].status)) < 0) {
 				err = -EFAULT;
 				break;
