@@ -183,5 +183,7 @@ int fig_gntdev(void);
 int fig_evtchn(void);
 int fig_kill(void);
 int fig_copy(void);
+/* libxenvchan when found at build time; "not available" otherwise. */
+int fig_vchan(void);
 
 #endif

@@ -50,6 +50,7 @@ static const struct figure {
 	{ "evtchn", "3", "event channel notify->wake", fig_evtchn, 120 },
 	{ "kill", "4", "SIGKILL to unmap notification", fig_kill, 240 },
 	{ "copy", "5", "grant copy", fig_copy, 180 },
+	{ "vchan", "6", "vchan stream throughput", fig_vchan, 120 },
 };
 #define NFIGURES (sizeof(figures) / sizeof(figures[0]))
 
