@@ -5,9 +5,11 @@
  * (xs_domain_introduce) or when dom0 sends XS_INTRODUCE, and released when
  * its last process is gone (xs_domain_release) or on XS_RELEASE. Release
  * does what xenstored does when a domain dies: its connections go, nodes it
- * owns are removed (orphans), permission entries naming it become inert so
- * that a later domain with the same id does not inherit them, and
- * @releaseDomain fires.
+ * owns are removed (orphans), and @releaseDomain fires. Unlike xenstored,
+ * permission entries naming it stay in force: a granted domain id is a
+ * name the host's policy gives to a user, not a number the hypervisor hands
+ * out again, so domain N's next process is the same principal (a vchan
+ * client that restarts must still read the ring-ref the server granted it).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -186,13 +188,20 @@ static void find_orphans(struct xs_server *s, char *buf, struct collect *c)
 	}
 }
 
-static void domain_gone(struct xs_server *s, unsigned domid)
+/*
+ * What goes with a domain. retire_perms: entries naming it become inert, as
+ * xenstored does on XS_RELEASE (the toolstack destroyed the domain; its id
+ * may be another's later). The host's release (its last process went) keeps
+ * them: the next process of domain N is the same principal.
+ */
+static void domain_gone(struct xs_server *s, unsigned domid, bool retire_perms)
 {
 	struct collect c = { .domid = domid };
 	struct view v;
 
 	/* Entries naming it become inert: no watch event for that. */
-	xs_store_foreach(&s->store, find_entries, &c);
+	if (retire_perms)
+		xs_store_foreach(&s->store, find_entries, &c);
 	if (c.n && xs_view_begin(&v, s, NULL, &system_actor) == 0) {
 		int e = 0;
 		for (size_t i = 0; e == 0 && i < c.n; i++) {
@@ -279,7 +288,7 @@ void xs_domain_release(struct xs_server *s, unsigned domid)
 		if (xs_view_end(&v, e == 0) < 0 || (e < 0 && e != -ENOENT))
 			log_warn("xenstore: cannot remove %s", home);
 	}
-	domain_gone(s, domid);
+	domain_gone(s, domid, false);
 	struct domain *d = xs_domain_find(s, domid);
 	if (d)
 		set_introduced(s, d, false);
@@ -306,7 +315,7 @@ int xs_domain_wire_release(struct xs_server *s, unsigned domid)
 	if (!d || !d->introduced)
 		return -ENOENT;
 	kill_conns(s, domid);
-	domain_gone(s, domid);
+	domain_gone(s, domid, true);
 	set_introduced(s, d, false);
 	return 0;
 }

@@ -116,9 +116,11 @@ int xs_domain_introduce(struct xs_server *s, unsigned domid);
  * Domain `domid` has gone (its last process). Closes the connections still
  * bound to it (dropping their watches and transactions), removes
  * /local/domain/N and every other node N owns (xenstored's orphan removal;
- * watches fire for these as for any removal), makes permission entries that
- * name N inert (a later domain N does not inherit them) and fires
- * @releaseDomain if the domain was introduced. Nothing for domain 0.
+ * watches fire for these as for any removal) and fires @releaseDomain if the
+ * domain was introduced. Permission entries naming N stay in force: domain
+ * N's next process is the same principal (the host's policy says who may be
+ * N), unlike after the wire's XS_RELEASE, which retires them as xenstored
+ * does. Nothing for domain 0.
  */
 void xs_domain_release(struct xs_server *s, unsigned domid);
 

@@ -339,6 +339,45 @@ closed
 EOF
 }
 
+# The client's domain lives only while a client runs: each client is a new
+# process of domain 2, and reads the ring-ref granted to "r2" all the same.
+scenario lib_reconnect_fresh_domain
+lib_reconnect_fresh_domain() {
+	hold 1
+	bg srv 1 "$PEER" server 2 $P 4096 65536 --send 300007@1 --recv 200003@2 --peers 2
+	waitfor srv 'orders .*'
+	x 2 "$PEER" client 1 $P --send 200003@2 --recv 300007@1 --then close
+	x 2 "$PEER" client 1 $P --send 200003@2 --recv 300007@1 --then close
+	finish srv
+	expect <<'EOF'
+-- domain 1 held by a sleeping process
+[1] vchan-peer server 2 /local/domain/1/data/vchan/t 4096 65536 --send 300007@1 --recv 200003@2 --peers 2 &   (srv)
+[2] vchan-peer client 1 /local/domain/1/data/vchan/t --send 200003@2 --recv 300007@1 --then close
+orders left 12 right 16
+connected
+sent 200003 bytes fnv64 a3fed98e5031ed2a
+received 300007 bytes fnv64 9dd7013bc030694b
+closed
+[2] vchan-peer client 1 /local/domain/1/data/vchan/t --send 200003@2 --recv 300007@1 --then close
+orders left 12 right 16
+connected
+sent 200003 bytes fnv64 a3fed98e5031ed2a
+received 300007 bytes fnv64 9dd7013bc030694b
+closed
+-- srv said:
+orders left 12 right 16
+connected
+sent 300007 bytes fnv64 9dd7013bc030694b
+received 200003 bytes fnv64 a3fed98e5031ed2a
+peer closed
+connected
+sent 300007 bytes fnv64 9dd7013bc030694b
+received 200003 bytes fnv64 a3fed98e5031ed2a
+peer closed
+closed
+EOF
+}
+
 # ---- SIGKILL ---------------------------------------------------------------------
 
 # Each side's domain lives on (another process holds it): a process dies.
@@ -435,6 +474,10 @@ proxy_stream() {
 	sleep 0.2
 	bg ps 1 "$PROXY" -m server -s /local/domain/1/data/proxy-state 2 $P "$sdir/back.sock"
 	finish f1
+	# The next session only once the server proxy saw this one end (it
+	# closes its backend socket then): vchan-socket-proxy races otherwise,
+	# on Xen too, if a new client sets cli_live before it looked.
+	waitfor back 'peer closed'
 	local before after
 	before=$(refs)
 	nodes /local/domain/1/data

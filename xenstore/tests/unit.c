@@ -963,7 +963,7 @@ TEST(domain_lifecycle)
 	CHECK_EQ(xread(d0, 0, "/elsewhere/x", buf), -ENOENT); /* orphans go */
 	CHECK_EQ(xread(d0, 0, "/elsewhere", buf), 0);
 	CHECK_EQ(xlist(d0, XS_GET_PERMS, 0, "/granted", buf), 0);
-	CHECK_STR(buf, "n0,r4"); /* still shown, but inert: */
+	CHECK_STR(buf, "n0,r4"); /* kept, and in force for domain 4's next process */
 	struct xs_domain_usage u;
 	xs_domain_usage(s->xs, 4, &u);
 	CHECK_EQ(u.nodes, 0);
@@ -973,10 +973,7 @@ TEST(domain_lifecycle)
 	cl_free(d4);
 	CHECK_EQ(xs_domain_introduce(s->xs, 4), 0);
 	d4 = cl_new(s, 4);
-	CHECK_EQ(xread(d4, 0, "/granted", buf), -EACCES); /* a new domain 4 */
-	/* Granted again after its return: valid. */
-	CHECK_EQ(xsetperms(d0, 0, "/granted", "n0 r4"), 0);
-	CHECK_EQ(xread(d4, 0, "/granted", buf), 1);
+	CHECK_EQ(xread(d4, 0, "/granted", buf), 1); /* the same principal */
 
 	/* The wire's INTRODUCE and RELEASE, as a toolstack sends them. */
 	CHECK_EQ(xwatch(d0, XS_WATCH, "@introduceDomain", "i"), 0);
