@@ -8,9 +8,39 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
+
+int memfd_sealed(const char *name, size_t len)
+{
+	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return errno == EMFILE || errno == ENFILE ? -ENOMEM : -errno;
+	/* Mode 0400: whoever holds a read-only open of this file cannot
+	 * reopen it writable through /proc/<pid>/fd, which checks the inode's
+	 * mode (only CAP_DAC_OVERRIDE passes). The broker's own rw open keeps
+	 * its access: the mode is checked at open, not at write. */
+	if (ftruncate(fd, (off_t)len) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0 ||
+	    fchmod(fd, 0400) < 0) {
+		close(fd);
+		return -ENOMEM;
+	}
+	return fd;
+}
+
+int memfd_reopen_ro(int fd)
+{
+	/* A fresh open file description without write access: the kernel
+	 * then refuses PROT_WRITE on a shared mapping of it, and mprotect()
+	 * cannot add it later. */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	int ro = open(path, O_RDONLY | O_CLOEXEC);
+	return ro < 0 ? -errno : ro;
+}
 
 int allocation_create(struct domain *owner, uint32_t npages, uint16_t grantee, bool writable,
 		      struct allocation **out)
@@ -25,14 +55,9 @@ int allocation_create(struct domain *owner, uint32_t npages, uint16_t grantee, b
 		goto fail;
 	char name[32];
 	snprintf(name, sizeof(name), "granted-d%u", owner->id);
-	a->memfd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	a->memfd = memfd_sealed(name, (size_t)npages * XEN_PAGE_SIZE);
 	if (a->memfd < 0) {
-		r = errno == EMFILE || errno == ENFILE ? -ENOMEM : -errno;
-		goto fail;
-	}
-	if (ftruncate(a->memfd, (off_t)npages * XEN_PAGE_SIZE) < 0 ||
-	    fcntl(a->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
-		r = -ENOMEM;
+		r = a->memfd;
 		goto fail;
 	}
 	a->owner = owner;
@@ -59,14 +84,8 @@ int allocation_fd(struct allocation *a, bool writable)
 {
 	if (writable)
 		return a->memfd;
-	if (a->ro_fd < 0) {
-		/* A fresh open file description without write access: the
-		 * kernel then refuses PROT_WRITE on a shared mapping of it,
-		 * and mprotect() cannot add it later. */
-		char path[64];
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", a->memfd);
-		a->ro_fd = open(path, O_RDONLY | O_CLOEXEC);
-	}
+	if (a->ro_fd < 0)
+		a->ro_fd = memfd_reopen_ro(a->memfd);
 	return a->ro_fd;
 }
 

@@ -51,15 +51,8 @@ static void on_accept(void *data, uint32_t events)
 		int fd = accept4(b->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE) {
-				/* Out of fds: accept with the reserve and refuse,
-				 * rather than spin on a readable listener. */
-				log_err("out of file descriptors: refusing a client");
-				close(b->reserve_fd);
-				fd = accept4(b->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-				if (fd >= 0)
-					close(fd);
-				b->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-				continue;
+				broker_refuse_client(b, b->listen_fd);
+				return;
 			}
 			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				log_warn("accept: %s", strerror(errno));
@@ -70,6 +63,44 @@ static void on_accept(void *data, uint32_t events)
 		int r = broker_add_client(b, fd);
 		if (r < 0)
 			log_warn("cannot add a client: %s", strerror(-r));
+	}
+}
+
+static void listeners_enable(struct broker *b, bool on)
+{
+	b->listening = on;
+	if (b->listen_src)
+		loop_modify(b->listen_src, on ? EPOLLIN : 0);
+	if (b->xs_src)
+		loop_modify(b->xs_src, on ? EPOLLIN : 0);
+}
+
+void broker_refuse_client(struct broker *b, int listen_fd)
+{
+	/* Out of fds (the kernel says so before it looks at the backlog):
+	 * spend the reserve fd to accept the waiting client, if any, and close
+	 * it, so that the listener does not stay readable and the loop serves
+	 * everyone else. One refusal per round of the loop: the others wait
+	 * their turn in the backlog. */
+	int fd = -1;
+	if (b->reserve_fd >= 0) {
+		close(b->reserve_fd);
+		fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd >= 0)
+			close(fd);
+		b->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+	/* Without a reserve, stop listening until a client goes. */
+	if (b->reserve_fd < 0)
+		listeners_enable(b, false);
+	if (fd < 0)
+		return;
+	b->refused++;
+	uint64_t now = now_ns();
+	if (now - b->refused_logged_ns >= 1000000000u) {
+		log_err("out of file descriptors: refused %lu client(s)", b->refused);
+		b->refused = 0;
+		b->refused_logged_ns = now;
 	}
 }
 
@@ -103,6 +134,7 @@ int broker_create(const struct broker_config *cfg, int listen_fd, struct broker 
 	if (!b->domains || !b->loop)
 		goto fail;
 	b->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	b->listening = true;
 	r = epoch_init(b);
 	if (r < 0)
 		goto fail;
@@ -197,6 +229,12 @@ int broker_dispatch(struct broker *b, int timeout_ms)
 {
 	int r = loop_dispatch(b->loop, timeout_ms);
 	reap_dead_conns(b);
+	/* Whatever this round closed may give the reserve back. */
+	if (!b->listening) {
+		b->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (b->reserve_fd >= 0)
+			listeners_enable(b, true);
+	}
 	if (b->nconns > 0 || b->nfiles > 0)
 		b->idle_since_ns = now_ns();
 	return r;

@@ -22,7 +22,13 @@
  * more), past the second it is disconnected. Counted as allocated. */
 #define OUT_QUEUE_PAUSE (256u << 10)
 #define OUT_QUEUE_MAX	(4u << 20)
-#define MSGS_PER_WAKE	64
+/* The fds those replies carry are held open by the broker until they go:
+ * bounded per connection and per domain, so that a domain that never reads
+ * cannot run the broker out of fds (everyone else's mmap and open). A
+ * connection with nothing queued is never paused. */
+#define OUT_FDS_PAUSE	     64u
+#define OUT_FDS_DOMAIN_PAUSE 512u
+#define MSGS_PER_WAKE	     64
 
 static const char *role_name(enum conn_role r)
 {
@@ -61,10 +67,37 @@ static void out_free(struct outmsg *m)
 	free(m);
 }
 
+static struct domain *conn_domain(const struct conn *c)
+{
+	return c->file ? c->file->dom : NULL;
+}
+
+static bool conn_paused(const struct conn *c)
+{
+	struct domain *d = conn_domain(c);
+	return c->out_bytes > OUT_QUEUE_PAUSE || c->out_fds > OUT_FDS_PAUSE ||
+	       (c->out_fds > 0 && d && d->queued_fds > OUT_FDS_DOMAIN_PAUSE);
+}
+
+/* Takes the first queued reply off the queue and frees it. */
+static void out_pop(struct conn *c)
+{
+	struct outmsg *m = c->out_head;
+	struct domain *d = conn_domain(c);
+	c->out_head = m->next;
+	if (!c->out_head)
+		c->out_tail = &c->out_head;
+	c->out_bytes -= sizeof(*m) + m->len;
+	c->out_fds -= m->nfds;
+	if (d)
+		d->queued_fds -= m->nfds;
+	out_free(m);
+}
+
 /* What to wait for: its requests, unless its replies back up. */
 static void conn_want(struct conn *c)
 {
-	uint32_t ev = c->out_bytes > OUT_QUEUE_PAUSE ? 0 : EPOLLIN;
+	uint32_t ev = conn_paused(c) ? 0 : EPOLLIN;
 	if (c->out_head)
 		ev |= EPOLLOUT;
 	loop_modify(c->src, ev);
@@ -81,11 +114,7 @@ static void out_flush(struct conn *c)
 			conn_kill(c, "send failed");
 			return;
 		}
-		c->out_head = m->next;
-		if (!c->out_head)
-			c->out_tail = &c->out_head;
-		c->out_bytes -= sizeof(*m) + m->len;
-		out_free(m);
+		out_pop(c);
 	}
 	conn_want(c);
 }
@@ -132,6 +161,9 @@ static void conn_send(struct conn *c, const struct gr_hdr *hdr, const void *payl
 		*c->out_tail = m;
 		c->out_tail = &m->next;
 		c->out_bytes += sizeof(*m) + total;
+		c->out_fds += m->nfds;
+		if (conn_domain(c))
+			conn_domain(c)->queued_fds += m->nfds;
 		conn_want(c);
 	} else if (r < 0) {
 		conn_kill(c, "send failed");
@@ -226,11 +258,8 @@ void conn_kill(struct conn *c, const char *why)
 	list_remove(&c->link);
 	b->nconns--;
 	uid_release(b, c->peer.cred.uid);
-	while (c->out_head) {
-		struct outmsg *m = c->out_head;
-		c->out_head = m->next;
-		out_free(m);
-	}
+	while (c->out_head)
+		out_pop(c);
 	free(c->pending_refs);
 	c->pending_refs = NULL;
 	struct file *f = c->file;
@@ -503,7 +532,7 @@ static void conn_event(void *data, uint32_t events)
 	if (c->dead)
 		return;
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-		for (int i = 0; i < MSGS_PER_WAKE && c->out_bytes <= OUT_QUEUE_PAUSE; i++)
+		for (int i = 0; i < MSGS_PER_WAKE && !conn_paused(c); i++)
 			if (!conn_read_one(c))
 				break;
 	}

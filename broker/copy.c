@@ -21,22 +21,17 @@
 int epoch_init(struct broker *b)
 {
 	size_t len = (GR_EPOCH_SIZE + XEN_PAGE_SIZE - 1) & ~(size_t)(XEN_PAGE_SIZE - 1);
-	b->epoch_fd = memfd_create("granted-epoch", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	b->epoch_fd = memfd_sealed("granted-epoch", len);
 	if (b->epoch_fd < 0)
-		return -errno;
-	if (ftruncate(b->epoch_fd, (off_t)len) < 0 ||
-	    fcntl(b->epoch_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
-		return -errno;
+		return b->epoch_fd;
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, b->epoch_fd, 0);
 	if (p == MAP_FAILED)
 		return -errno;
 	b->epoch = p;
 	b->epoch_len = len;
 	/* Clients get a read-only open of it: they cannot move anyone's epoch. */
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", b->epoch_fd);
-	b->epoch_ro_fd = open(path, O_RDONLY | O_CLOEXEC);
-	return b->epoch_ro_fd < 0 ? -errno : 0;
+	b->epoch_ro_fd = memfd_reopen_ro(b->epoch_fd);
+	return b->epoch_ro_fd < 0 ? b->epoch_ro_fd : 0;
 }
 
 void epoch_fini(struct broker *b)

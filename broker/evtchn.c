@@ -178,11 +178,8 @@ int evtchn_file_init(struct file *f)
 	uint32_t n = f->b->cfg.max_ports + 1;
 	size_t len = sizeof(struct gr_ev_shared) + n * sizeof(uint32_t) + n;
 	len = (len + XEN_PAGE_SIZE - 1) & ~(size_t)(XEN_PAGE_SIZE - 1);
-	ef->shm_fd = memfd_create("granted-evtchn", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	ef->shm_fd = memfd_sealed("granted-evtchn", len);
 	if (ef->shm_fd < 0)
-		goto fail;
-	if (ftruncate(ef->shm_fd, (off_t)len) < 0 ||
-	    fcntl(ef->shm_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
 		goto fail;
 	ef->shm = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, ef->shm_fd, 0);
 	if (ef->shm == MAP_FAILED)

@@ -35,12 +35,7 @@ static void file_release(struct file *f)
 	/* Attach connections only route requests; without the file they are
 	 * useless, and their process will see the broker hang up. */
 	struct conn *c;
-	list_for_each(c, tmp, &f->attached, struct conn, file_link)
-	{
-		list_remove(&c->file_link);
-		c->file = NULL;
-		conn_kill(c, "file released");
-	}
+	list_for_each(c, tmp, &f->attached, struct conn, file_link) conn_kill(c, "file released");
 	switch (f->kind) {
 	case GR_KIND_GNTALLOC:
 		gntalloc_release(f);

@@ -72,8 +72,11 @@ static void map_destroy(struct gntdev_map *m)
 {
 	struct domain *mapper = m->file->dom;
 	/* ABI.md §4.12: the byte (only if some grant was really mapped and the
-	 * byte's page is one of them), the grant unmap, then the event. */
-	if ((m->notify_flags & UNMAP_NOTIFY_CLEAR_BYTE) && m->nmapped > 0) {
+	 * byte's page is one of them), the grant unmap, then the event. A map
+	 * mmapped read-only is mapped GNTMAP_readonly: the kernel's write of the
+	 * byte cannot reach the granter's page on Xen (the hypervisor refuses
+	 * it), so the byte stays. */
+	if ((m->notify_flags & UNMAP_NOTIFY_CLEAR_BYTE) && m->nmapped > 0 && !m->readonly) {
 		uint64_t pg = m->notify_offset / XEN_PAGE_SIZE;
 		struct mapped_grant *mg = &m->mapped[pg];
 		if (mg->dom)

@@ -70,6 +70,7 @@ struct domain {
 	uint32_t maptrack;    /* grant pages this domain has mapped */
 	uint32_t mappings;    /* mmaps held (quota max-mappings) */
 	uint32_t map_refs;    /* refs in gntdev maps (quota max-map-refs) */
+	unsigned queued_fds;  /* fds in replies queued to its connections */
 
 	/* Event channels: ports[1 .. nports) (port 0 is reserved). */
 	struct port *ports;
@@ -219,6 +220,7 @@ struct conn {
 	bool dead;
 	struct outmsg *out_head, **out_tail;
 	size_t out_bytes;
+	unsigned out_fds; /* fds held by the queued replies */
 	/* a MAP_GRANT_REF whose refs are still arriving */
 	struct gr_grant_ref *pending_refs;
 	uint32_t pending_count, pending_have, pending_seq, pending_flags;
@@ -251,7 +253,10 @@ struct broker {
 	unsigned nconns, nfiles, nallocs, nmappings;
 	uint64_t next_file_id, next_mapping_id;
 	int timer_fd;
-	int reserve_fd; /* spent to refuse a client when out of fds */
+	int reserve_fd;	       /* spent to refuse a client when out of fds */
+	bool listening;	       /* false while out of fds without a reserve */
+	unsigned long refused; /* clients refused since the last log line */
+	uint64_t refused_logged_ns;
 	struct loop_source *timer_src;
 	int epoch_fd, epoch_ro_fd; /* the grant epoch page (copy.c) */
 	uint32_t *epoch;
@@ -266,6 +271,8 @@ struct broker {
 };
 
 uint64_t now_ns(void);
+/* accept() failed with EMFILE/ENFILE on listen_fd: refuse one client. */
+void broker_refuse_client(struct broker *b, int listen_fd);
 
 /* domain.c */
 struct domain *domain_get(struct broker *b, uint16_t id);
@@ -292,6 +299,10 @@ void grants_expire_all(struct broker *b);
 void broker_arm_timer(struct broker *b);
 
 /* alloc.c */
+/* A memfd of len bytes, sealed against resizing, mode 0400 (see there). */
+int memfd_sealed(const char *name, size_t len);
+/* A new read-only open of memfd fd, or -errno. */
+int memfd_reopen_ro(int fd);
 int allocation_create(struct domain *owner, uint32_t npages, uint16_t grantee, bool writable,
 		      struct allocation **out);
 /* The fd to hand to a client: the rw memfd, or the read-only reopen. */

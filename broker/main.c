@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -277,6 +278,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "granted: socket path too long\n");
 		return 2;
 	}
+
+	/* Every domain's memory is open in this process: without this, any
+	 * process of our user could reopen it writable through
+	 * /proc/<broker>/fd. Only CAP_SYS_PTRACE passes now (and no core
+	 * dump holds the domains' pages). */
+	if (prctl(PR_SET_DUMPABLE, 0) < 0)
+		log_warn("PR_SET_DUMPABLE: %s", strerror(errno));
 
 	signal(SIGPIPE, SIG_IGN);
 	sigset_t mask;

@@ -59,7 +59,9 @@ static void on_accept(void *data, uint32_t events)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno != EAGAIN)
+			if (errno == EMFILE || errno == ENFILE)
+				broker_refuse_client(b, b->xs_listen_fd);
+			else if (errno != EAGAIN)
 				log_warn("xenstore accept: %s", strerror(errno));
 			return;
 		}
