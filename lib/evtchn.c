@@ -12,6 +12,12 @@
  * driver's interrupt handler would have done by then. A sentinel eventfd in
  * the set keeps the fd readable while the ring holds ports, so poll, select
  * and epoll on it agree with read().
+ *
+ * The doorbell's counter stands for Xen's pending bit: sends while the port
+ * is masked are folded into one when it is bound or unmasked, so a count
+ * above 1 at harvest means sends after the one that fired the port. The
+ * interrupt had taken that one by then, so the later ones are pending again
+ * and come after the unmask, as on Xen, however late this process looks.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -159,6 +165,22 @@ static void sentinel_sync(struct evtchn_state *st)
 	st->sentinel_on = want;
 }
 
+/* Makes a port pending (EAGAIN only near 2^64: it is pending anyway). */
+static void pend(int doorbell)
+{
+	uint64_t one = 1;
+	if (write(doorbell, &one, sizeof(one)) < 0)
+		return;
+}
+
+/* Sends that came while the port could not fire are one pending event. */
+static void fold_pending(int doorbell)
+{
+	uint64_t cnt;
+	if (read(doorbell, &cnt, sizeof(cnt)) == sizeof(cnt))
+		pend(doorbell);
+}
+
 /* Takes n events epoll reported: each port fired and is now disarmed. */
 static void deliver(struct evtchn_state *st, const struct epoll_event *evs, int n)
 {
@@ -168,8 +190,12 @@ static void deliver(struct evtchn_state *st, const struct epoll_event *evs, int 
 			continue;
 		struct lport *lp = &st->ports[port];
 		uint64_t cnt;
-		if (read(lp->own, &cnt, sizeof(cnt)) < 0 && errno == EAGAIN)
+		ssize_t got = read(lp->own, &cnt, sizeof(cnt));
+		if (got < 0 && errno == EAGAIN)
 			continue; /* consumed by a process sharing this file */
+		/* Sends after the one that fired: pending again (see the top). */
+		if (got == sizeof(cnt) && cnt > 1)
+			pend(lp->own);
 		/* Fired: the port is masked until written back. */
 		lp->masked = true;
 		st->masked[port] = 1;
@@ -272,6 +298,7 @@ static int bind_common(struct granted_dev *dev, uint16_t op, uint32_t a, uint32_
 	pc.fds[0] = pc.fds[1] = -1;
 	st->nbound++;
 	st->masked[port] = 0;
+	fold_pending(lp->own);
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u32 = port };
 	if (epoll_ctl(st->epfd, EPOLL_CTL_ADD, lp->own, &ev) < 0) {
 		r = -errno;
@@ -508,6 +535,7 @@ GR_EXPORT ssize_t granted_evtchn_write(struct granted_dev *dev, const uint32_t *
 			continue; /* unknown or enabled ports are ignored */
 		lp->masked = false;
 		st->masked[port] = 0;
+		fold_pending(lp->own);
 		struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u32 = port };
 		epoll_ctl(st->epfd, EPOLL_CTL_MOD, lp->own, &ev);
 	}
