@@ -372,8 +372,10 @@ static int op_port_info(struct conn *c, struct file *f, const struct gr_hdr *h,
 	}
 	struct domain *rd;
 	struct port *rp = peer_of(d, req->port, &rd);
-	bool here = p->bound && p->owner == f->ev;
-	return reply_port(c, h, d, req->port, rp && here ? &rp->doorbell : NULL, rp && here);
+	if (!(p->bound && p->owner == f->ev))
+		return reply_port(c, h, d, req->port, NULL, 0);
+	int fds[2] = { p->doorbell, rp ? rp->doorbell : -1 };
+	return reply_port(c, h, d, req->port, fds, rp ? 2 : 1);
 }
 
 int evtchn_handle(struct conn *c, struct file *f, const struct gr_hdr *h, const void *p, size_t len,

@@ -62,7 +62,7 @@ enum gr_op {
 	GR_OP_EV_BIND_VIRQ = 52,	/* gr_ev_bind -> gr_ev_port + fd (own) */
 	GR_OP_EV_UNBIND = 53,		/* gr_ev_port_req -> result */
 	GR_OP_EV_RESTRICT = 54,		/* gr_ev_bind (remote_domain) -> result */
-	GR_OP_EV_PORT_INFO = 55,	/* gr_ev_port_req -> gr_ev_port (+ fd: peer's doorbell) */
+	GR_OP_EV_PORT_INFO = 55, /* gr_ev_port_req -> gr_ev_port (+ fds: own, peer's doorbell) */
 
 	/* control */
 	GR_OP_SYNC_FILE = 60, /* gr_sync_file -> 0 once the file's connection is drained */
@@ -294,9 +294,9 @@ enum gr_port_state {
 	GR_PORT_VIRQ = 3,
 };
 
-/* OUT. fds: BIND_*: [own doorbell] or [own, peer's]; PORT_INFO: [peer's]
- * while the port is interdomain. `bound_here` is 0 if the port is not bound
- * through this file. */
+/* OUT. fds: BIND_* and PORT_INFO: [own doorbell] or, while the port is
+ * interdomain, [own, peer's]; PORT_INFO sends none unless the port is bound
+ * through this file (`bound_here`). */
 struct gr_ev_port {
 	uint32_t port;
 	uint32_t state;

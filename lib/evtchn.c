@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -44,6 +45,7 @@ struct lport {
 };
 
 struct evtchn_state {
+	struct granted_dev *dev;
 	int epfd;
 	int sentinel;
 	bool sentinel_on;
@@ -67,6 +69,7 @@ int evtchn_setup(struct granted_dev *dev, int shm_fd)
 	if (!st)
 		return -ENOMEM;
 	st->epfd = st->sentinel = -1;
+	st->dev = dev;
 	if (shm_fd < 0 || fstat(shm_fd, &sb) < 0 || (size_t)sb.st_size < sizeof(*st->shm)) {
 		r = -EIO;
 		goto fail;
@@ -116,11 +119,16 @@ fail:
 	return r;
 }
 
-static void lport_clear(struct evtchn_state *st, uint32_t port)
+/* Forgets what this process knows of port. unbound: the port is gone from
+ * the file, so its doorbell leaves the epoll set too; otherwise (this
+ * process closes the file) the set may be shared with a process that still
+ * uses the port, and the doorbell stays in it. */
+static void lport_clear(struct evtchn_state *st, uint32_t port, bool unbound)
 {
 	struct lport *lp = &st->ports[port];
 	if (lp->own >= 0) {
-		epoll_ctl(st->epfd, EPOLL_CTL_DEL, lp->own, NULL);
+		if (unbound)
+			epoll_ctl(st->epfd, EPOLL_CTL_DEL, lp->own, NULL);
 		close(lp->own);
 		st->nbound--;
 	}
@@ -134,7 +142,7 @@ void evtchn_teardown(struct granted_dev *dev)
 	struct evtchn_state *st = dev->ev;
 	for (uint32_t p = 0; p < st->nports; p++)
 		if (st->ports[p].own >= 0 || st->ports[p].peer >= 0)
-			lport_clear(st, p);
+			lport_clear(st, p, false);
 	close(st->sentinel);
 	close(st->epfd);
 	munmap(st->shm, st->shm_len);
@@ -181,13 +189,17 @@ static void fold_pending(int doorbell)
 		pend(doorbell);
 }
 
+static int port_refresh(struct granted_dev *dev, uint32_t port, bool adopt);
+
 /* Takes n events epoll reported: each port fired and is now disarmed. */
 static void deliver(struct evtchn_state *st, const struct epoll_event *evs, int n)
 {
 	for (int i = 0; i < n; i++) {
 		uint32_t port = evs[i].data.u32;
-		if (port == SENTINEL || port >= st->nports || st->ports[port].own < 0)
+		if (port == SENTINEL || port >= st->nports)
 			continue;
+		if (st->ports[port].own < 0 && port_refresh(st->dev, port, true) < 0)
+			continue; /* unbound meanwhile */
 		struct lport *lp = &st->ports[port];
 		uint64_t cnt;
 		ssize_t got = read(lp->own, &cnt, sizeof(cnt));
@@ -290,7 +302,7 @@ static int bind_common(struct granted_dev *dev, uint16_t op, uint32_t a, uint32_
 		r = -EIO;
 		goto out;
 	}
-	lport_clear(st, port);
+	lport_clear(st, port, true);
 	struct lport *lp = &st->ports[port];
 	lp->own = pc.fds[0];
 	lp->peer = pc.fds[1];
@@ -302,7 +314,7 @@ static int bind_common(struct granted_dev *dev, uint16_t op, uint32_t a, uint32_
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u32 = port };
 	if (epoll_ctl(st->epfd, EPOLL_CTL_ADD, lp->own, &ev) < 0) {
 		r = -errno;
-		lport_clear(st, port);
+		lport_clear(st, port, true);
 		struct gr_ev_port_req un = { .port = port };
 		chan_call(dev, GR_OP_EV_UNBIND, &un, sizeof(un), NULL, NULL);
 		goto out;
@@ -338,17 +350,24 @@ GR_EXPORT int granted_evtchn_unbind(struct granted_dev *dev, uint32_t port)
 	if (r < 0)
 		return r;
 	struct gr_ev_port_req req = { .port = port };
+	/* Events that fired before the unbind reach the ring first, and
+	 * entries of the port already in the ring stay there. */
+	harvest(dev->ev);
 	r = chan_call(dev, GR_OP_EV_UNBIND, &req, sizeof(req), NULL, NULL);
-	/* Entries of the port already in the ring stay there. */
 	if (r == 0 && port < dev->ev->nports)
-		lport_clear(dev->ev, port);
+		lport_clear(dev->ev, port, true);
+	sentinel_sync(dev->ev);
 	pthread_mutex_unlock(&dev->lock);
 	return r;
 }
 
 /* Refreshes what we know of port from the broker: -ENOTCONN if it is not
- * bound through this file at all. */
-static int port_refresh(struct granted_dev *dev, uint32_t port)
+ * bound through this file at all. adopt: a process sharing the file bound
+ * it after we forked, and it fired in our epoll set; as in the driver,
+ * whoever reads the file's ring gets it, so this process takes the port's
+ * doorbell too (registered disarmed: the port fired and is masked until
+ * written back). */
+static int port_refresh(struct granted_dev *dev, uint32_t port, bool adopt)
 {
 	struct evtchn_state *st = dev->ev;
 	struct port_ctx pc = { .fds = { -1, -1 } };
@@ -361,11 +380,28 @@ static int port_refresh(struct granted_dev *dev, uint32_t port)
 		goto out;
 	}
 	struct lport *lp = &st->ports[port];
+	if (pc.nfds < 1) {
+		r = -EIO;
+		goto out;
+	}
 	if (lp->peer >= 0)
 		close(lp->peer);
-	lp->peer = pc.nfds ? pc.fds[0] : -1;
+	lp->peer = pc.nfds > 1 ? pc.fds[1] : -1;
 	lp->peer_gen = pc.rep.gen;
-	pc.fds[0] = -1;
+	pc.fds[1] = -1;
+	if (adopt && lp->own < 0) {
+		r = ring_fit(st, st->nbound + 1);
+		if (r < 0)
+			goto out;
+		struct epoll_event ev = { .events = EPOLLONESHOT, .data.u32 = port };
+		if (epoll_ctl(st->epfd, EPOLL_CTL_ADD, pc.fds[0], &ev) < 0) {
+			r = -errno;
+			goto out;
+		}
+		lp->own = pc.fds[0];
+		pc.fds[0] = -1;
+		st->nbound++;
+	}
 	r = 0;
 out:
 	for (unsigned i = 0; i < pc.nfds; i++)
@@ -389,7 +425,7 @@ GR_EXPORT int granted_evtchn_notify(struct granted_dev *dev, uint32_t port)
 	/* Not bound by this process (a sibling sharing the file may have
 	 * bound it), or the peer changed since we looked: ask. */
 	if (lp->own < 0 || gen != lp->peer_gen) {
-		r = port_refresh(dev, port);
+		r = port_refresh(dev, port, false);
 		if (r < 0)
 			goto out;
 	}
@@ -442,6 +478,41 @@ GR_EXPORT int granted_evtchn_restrict(struct granted_dev *dev, uint32_t domid)
 	return r;
 }
 
+/*
+ * The driver's blocking read returns -ERESTARTSYS: the kernel restarts it
+ * after a handler installed with SA_RESTART, and fails it with EINTR
+ * otherwise. epoll_wait() is never restarted and does not say which signal
+ * came: restart if every handler installed now has SA_RESTART (exact unless
+ * a program mixes handlers with and without it).
+ */
+static bool signals_restart(void)
+{
+	for (int sig = 1; sig < NSIG; sig++) {
+		struct sigaction sa;
+		/* Faults are raised by an instruction: they never end a
+		 * sleeping syscall, whatever their handlers (sanitizers',
+		 * the shim's guarded copy) say. */
+		switch (sig) {
+		case SIGKILL:
+		case SIGSTOP:
+		case SIGSEGV:
+		case SIGBUS:
+		case SIGFPE:
+		case SIGILL:
+		case SIGTRAP:
+		case SIGSYS:
+			continue;
+		}
+		if (sigaction(sig, NULL, &sa) < 0)
+			continue;
+		bool handled = (sa.sa_flags & SA_SIGINFO) ||
+			       (sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN);
+		if (handled && !(sa.sa_flags & SA_RESTART))
+			return false;
+	}
+	return true;
+}
+
 GR_EXPORT ssize_t granted_evtchn_read(struct granted_dev *dev, uint32_t *buf, size_t len, int peek)
 {
 	int r = lock_evtchn(dev);
@@ -472,7 +543,7 @@ GR_EXPORT ssize_t granted_evtchn_read(struct granted_dev *dev, uint32_t *buf, si
 		/* Sleep in epoll itself, without the lock: other threads may
 		 * notify, unmask or bind meanwhile. What it returns is already
 		 * disarmed, so it is ours to deliver once we hold the lock again.
-		 * A signal ends the read with EINTR. */
+		 * A signal ends the read with EINTR, unless it restarts. */
 		sentinel_sync(st);
 		int epfd = st->epfd;
 		struct epoll_event evs[64];
@@ -482,7 +553,7 @@ GR_EXPORT ssize_t granted_evtchn_read(struct granted_dev *dev, uint32_t *buf, si
 		pthread_mutex_lock(&dev->lock);
 		if (n > 0)
 			deliver(st, evs, n);
-		if (n < 0 && err == EINTR) {
+		if (n < 0 && err == EINTR && !signals_restart()) {
 			ret = -EINTR;
 			goto out;
 		}

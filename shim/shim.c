@@ -571,7 +571,21 @@ static int poll_fix(struct pollfd *fds, nfds_t n, int (*wait)(struct pollfd *, n
 	if (ready_now) {
 		r = real.poll(fds, n, 0);
 	} else {
+		/* The epoll set wakes its pollers with POLLIN only: a poller
+		 * that asked for POLLRDNORM alone would sleep through it. */
+		bool *added = calloc(n, sizeof(*added));
+		for (nfds_t i = 0; added && i < n; i++) {
+			struct shfile *f = fd_lookup(fds[i].fd);
+			added[i] = f && f->kind == GRANTED_EVTCHN &&
+				   (fds[i].events & (POLLRDNORM | POLLIN)) == POLLRDNORM;
+			if (added[i])
+				fds[i].events |= POLLIN;
+		}
 		r = wait(fds, n, ctx);
+		for (nfds_t i = 0; added && i < n; i++)
+			if (added[i])
+				fds[i].events &= (short)~POLLIN;
+		free(added);
 	}
 	if (r < 0)
 		return r;
