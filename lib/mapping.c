@@ -325,6 +325,10 @@ GR_EXPORT int granted_mmap(struct granted_dev *dev, void *addr, size_t len, int 
 	/* A MAP_FIXED mapping replaced whatever was there. */
 	if (flags & MAP_FIXED)
 		granted_unmapped(p, total);
+	/* Both drivers mark their VMAs VM_DONTDUMP (ABI.md §3.6, §4.11): a
+	 * core dump must not hold another domain's pages. Best effort: the
+	 * flag changes nothing else. */
+	madvise(p, total, MADV_DONTDUMP);
 	*gm = (struct gmap){
 		.start = (uintptr_t)p,
 		.end = (uintptr_t)p + total,

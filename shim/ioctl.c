@@ -167,17 +167,25 @@ static int gntdev_copy(struct shfile *f, void *arg)
 				break;
 			}
 		}
-		/* The driver writes each status (okay) before it copies. */
+		/* The driver writes each status (okay) before it copies. In one
+		 * go if the whole array is writable (its other bytes get back
+		 * what they held); otherwise status by status, as the driver's
+		 * put_user does: only the 2 bytes of the status must be
+		 * writable, the rest of a segment may be read-only. */
 		for (uint32_t i = 0; i < stop; i++)
 			segs[i].status = GNTST_okay;
 		if (copy_out((void *)u, segs, (size_t)stop * sizeof(*segs)) < 0) {
 			uint32_t i;
 			for (i = 0; i < stop; i++)
-				if (copy_out((void *)(u + i * sizeof(*segs)), &segs[i],
-					     sizeof(*segs)) < 0)
+				if (copy_out((void *)(u + i * sizeof(*segs) +
+						      offsetof(struct gntdev_grant_copy_segment,
+							       status)),
+					     &segs[i].status, sizeof(segs[i].status)) < 0)
 					break;
-			stop = i;
-			err = -EFAULT;
+			if (i < stop) {
+				stop = i;
+				err = -EFAULT;
+			}
 		}
 		/* On a failure only whole batches of 16 ops were submitted. */
 		uint32_t todo = stop;

@@ -388,10 +388,20 @@ EXPORT int ioctl(int fd, unsigned long req, ...)
 EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	real_init();
+	int saved = errno;
 	struct shfile *f = (flags & MAP_ANONYMOUS) ? NULL : fd_lookup(fd);
+	void *p = MAP_FAILED;
+	if (!f) {
+		p = real.mmap(addr, len, prot, flags, fd, off);
+		/* A device fd inherited across exec, not known here yet: a
+		 * socket cannot be mapped (ENODEV). */
+		if (p == MAP_FAILED && errno == ENODEV && !(flags & MAP_ANONYMOUS)) {
+			f = fd_discover(fd);
+			if (!f)
+				errno = ENODEV;
+		}
+	}
 	if (f) {
-		int saved = errno;
-		void *p;
 		int r = f->kind == GRANTED_EVTCHN
 				? -ENODEV
 				: granted_mmap(f->dev, addr, len, prot, flags, (uint64_t)off, &p);
@@ -402,10 +412,9 @@ EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off
 		errno = saved;
 		return p;
 	}
-	void *p = real.mmap(addr, len, prot, flags, fd, off);
 	if (p != MAP_FAILED && (flags & MAP_FIXED)) {
 		/* Whatever grant mapping was there is gone now. */
-		int saved = errno;
+		saved = errno;
 		granted_unmapped(p, len);
 		errno = saved;
 	}

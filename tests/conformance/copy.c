@@ -5,6 +5,7 @@
 #include "kabi.h"
 
 #include <signal.h>
+#include <stddef.h>
 
 #define GNTCOPY_source_gref 1
 #define GNTCOPY_dest_gref   2
@@ -483,6 +484,149 @@ TEST(copies_stay_right_while_other_grants_end)
 	tap_wait_ok(pid);
 	kill(churn, SIGKILL);
 	tap_wait(churn);
+	granter_close(&g);
+}
+
+/* §4.9 step 2b: only the two gref bits of flags are read; any other bit is
+ * ignored, in a copy that works and in a local->local one that does not. */
+TEST(other_flag_bits_are_ignored)
+{
+	struct granter g;
+	granter_open(&g);
+	pid_t pid = tap_fork_domain(2, NULL);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		char in[32] = { 0 }, out[] = "extra bits";
+		seg_t s[2] = { from_grant(in, 1, g.refs[1], 0, 19),
+			       to_grant(out, 1, g.refs[0], 200, sizeof(out)) };
+		s[0].flags |= 0x4 | 0x100 | 0x8000;
+		s[1].flags |= 0xfff0;
+		CHECK_OK(gcopy(fd, s, 2));
+		CHECK_EQ(s[0].status, OKAY);
+		CHECK_EQ(s[1].status, OKAY);
+		CHECK_EQ(strcmp(in, "page 1 of domain 1"), 0);
+		/* Extra bits do not make a local->local copy foreign. */
+		char a[8] = "a", b[8];
+		seg_t local = { .len = 2, .flags = 0xfffc, .status = 99 };
+		local.source.virt = a;
+		local.dest.virt = b;
+		CHECK_ERR(gcopy(fd, &local, 1), EINVAL);
+		CHECK_EQ(local.status, 99);
+		close(fd);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+	CHECK_EQ(strcmp(g.p + 200, "extra bits"), 0);
+	granter_close(&g);
+}
+
+/*
+ * §4.9 step 2d: the driver writes GNTST_okay into each segment's status
+ * (put_user of the 2-byte field) before it does the work; if that write
+ * faults the ioctl is EFAULT there, later segments are never looked at, and
+ * the queued ops of earlier ones (fewer than a batch of 16) are dropped.
+ * Only the status is written: a segment whose other fields lie in read-only
+ * memory, but whose status is writable, is fine.
+ */
+TEST(status_write_fault_efault)
+{
+	struct granter g;
+	granter_open(&g);
+	pid_t pid = tap_fork_domain(2, NULL);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		char *area = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		CHECK(area != MAP_FAILED);
+		char bufs[4][32];
+		memset(bufs, 'z', sizeof(bufs));
+		/* Segments 0-1 at the end of the writable page, 2-3 in the
+		 * read-only page after it. */
+		seg_t *s = (seg_t *)(area + PAGE - 2 * sizeof(seg_t));
+		for (int i = 0; i < 3; i++)
+			s[i] = from_grant(bufs[i], 1, g.refs[i % 2], 0, 16);
+		char out[] = "never written";
+		s[3] = to_grant(out, 1, g.refs[0], 300, sizeof(out));
+		CHECK_OK(mprotect(area + PAGE, PAGE, PROT_READ));
+		CHECK_ERR(gcopy(fd, s, 4), EFAULT);
+		CHECK_EQ(s[0].status, OKAY);
+		CHECK_EQ(s[1].status, OKAY);
+		CHECK_EQ(s[2].status, 99);
+		CHECK_EQ(s[3].status, 99);
+		/* Nothing was copied: the ops of 0 and 1 were still queued. */
+		for (int i = 0; i < 4; i++)
+			CHECK_EQ(bufs[i][0], 'z');
+		CHECK_OK(munmap(area, 2 * PAGE));
+
+		/* Now the other way round: a read-only page, then a writable
+		 * one, and one segment across them with only its status
+		 * (bytes 20-21) on the writable side. */
+		area = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+			    0);
+		CHECK(area != MAP_FAILED);
+		/* (Only 4-byte aligned: the driver does not care; C does, so
+		 * it is reached through memcpy.) */
+		char *x = area + PAGE - offsetof(seg_t, status);
+		seg_t one = from_grant(bufs[0], 1, g.refs[1], 0, 19);
+		memcpy(x, &one, sizeof(one));
+		CHECK_OK(mprotect(area, PAGE, PROT_READ));
+		struct ioctl_gntdev_grant_copy op = { .count = 1, .segments = (void *)x };
+		CHECK_OK(ioctl(fd, IOCTL_GNTDEV_GRANT_COPY, &op));
+		int16_t st;
+		memcpy(&st, x + offsetof(seg_t, status), sizeof(st));
+		CHECK_EQ(st, OKAY);
+		CHECK_EQ(strcmp(bufs[0], "page 1 of domain 1"), 0);
+		CHECK_OK(munmap(area, 2 * PAGE));
+		close(fd);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+	CHECK(strcmp(g.p + 300, "never written") != 0);
+	granter_close(&g);
+}
+
+/*
+ * §4.9 step 2f, as far as it can be seen: a segment whose local buffer
+ * spans two pages is two ops, here the 16th and 17th, so they go to Xen in
+ * two batches. Every op of one segment names the same grant and gets the
+ * same status, so "the first failure wins" cannot show a different value;
+ * what can be seen is one status per segment, whichever batch its ops went
+ * in, and all of its bytes copied when it is good.
+ */
+TEST(a_segment_split_across_two_batches)
+{
+	struct granter g;
+	granter_open(&g);
+	pid_t pid = tap_fork_domain(2, NULL);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		enum { N = 17 };
+		char *two = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		CHECK(two != MAP_FAILED);
+		char small[N][8];
+		seg_t s[N];
+		for (int bad = 0; bad < 2; bad++) {
+			memset(two, 'z', 2 * PAGE);
+			for (int i = 0; i < N - 2; i++)
+				s[i] = from_grant(small[i], 1, g.refs[0], 0, 8); /* ops 1-15 */
+			/* ops 16 and 17: the last 8 bytes of one page, the first
+			 * 11 of the next */
+			s[N - 2] = from_grant(two + PAGE - 8, 1, bad ? 1u << 20 : g.refs[1], 0, 19);
+			s[N - 1] = from_grant(small[N - 1], 1, g.refs[0], 0, 8);
+			CHECK_OK(gcopy(fd, s, N));
+			for (int i = 0; i < N; i++)
+				CHECK_EQ(s[i].status, (bad && i == N - 2) ? BAD_GNTREF : OKAY);
+			if (!bad)
+				CHECK_EQ(memcmp(two + PAGE - 8, "page 1 of domain 1", 19), 0);
+			else
+				CHECK_EQ(two[PAGE - 8], 'z');
+		}
+		munmap(two, 2 * PAGE);
+		close(fd);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
 	granter_close(&g);
 }
 

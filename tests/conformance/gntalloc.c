@@ -129,24 +129,47 @@ TEST(alloc_copy_out_efault_keeps_the_grants)
 {
 	tap_set_domid(1);
 	int fd = open_gntalloc();
+	uint64_t idx;
+	uint32_t *refs = malloc(1024 * 4);
+	/* Two pages first, so that the index the driver writes back (2·PAGE)
+	 * differs from both 0 and the garbage we put in. */
+	CHECK_OK(ga_alloc(fd, 2, 1, 2, &idx, refs));
+	CHECK_EQ(idx, 0);
 	/* The header fits, the third ref does not: the driver copies the
 	 * header back, fails on the refs, and keeps the pages. */
 	char *edge = edge_buffer(24);
-	struct ioctl_gntalloc_alloc_gref op = { .domid = 2, .flags = 1, .count = 3 };
+	struct ioctl_gntalloc_alloc_gref op = {
+		.domid = 2, .flags = 1, .count = 3, .index = 0x5a5a5a5a
+	};
 	memcpy(edge, &op, sizeof(op));
 	CHECK_ERR(ioctl(fd, IOCTL_GNTALLOC_ALLOC_GREF, edge), EFAULT);
 	memcpy(&op, edge, sizeof(op));
-	CHECK_EQ(op.index, 0);
+	CHECK_EQ(op.index, 2 * PAGE);
+	CHECK_EQ(op.count, 3);
 	edge_free(edge);
-	uint64_t idx;
-	uint32_t *refs = malloc(1024 * 4);
-	/* 3 pages are still counted, and mappable at index 0. */
-	CHECK_ERR(ga_alloc(fd, 2, 1, 1022, &idx, refs), ENOSPC);
-	CHECK_OK(ga_alloc(fd, 2, 1, 1021, &idx, refs));
-	CHECK_EQ(idx, 3 * PAGE);
-	void *p = map_pages(fd, 0, 3, PROT_READ | PROT_WRITE);
+	/* The header itself cannot be written back (a read-only argument):
+	 * EFAULT, and that page stays allocated too. */
+	char *ro = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(ro != MAP_FAILED);
+	op = (struct ioctl_gntalloc_alloc_gref){ .domid = 2, .flags = 1, .count = 1 };
+	memcpy(ro, &op, sizeof(op));
+	CHECK_OK(mprotect(ro, PAGE, PROT_READ));
+	CHECK_ERR(ioctl(fd, IOCTL_GNTALLOC_ALLOC_GREF, ro), EFAULT);
+	munmap(ro, PAGE);
+	/* 2 + 3 + 1 pages are still counted, and the faulted ones mappable
+	 * at their indexes. */
+	CHECK_ERR(ga_alloc(fd, 2, 1, 1019, &idx, refs), ENOSPC);
+	CHECK_OK(ga_alloc(fd, 2, 1, 1018, &idx, refs));
+	CHECK_EQ(idx, 6 * PAGE);
+	void *p = map_pages(fd, 2 * PAGE, 4, PROT_READ | PROT_WRITE);
 	CHECK(p != MAP_FAILED);
-	munmap(p, 3 * PAGE);
+	munmap(p, 4 * PAGE);
+	/* Owned by the file: its release frees them all (another file of
+	 * the domain can then take the whole limit). */
+	close(fd);
+	fd = open_gntalloc();
+	CHECK_OK(ga_alloc(fd, 2, 1, 1024, &idx, refs));
+	CHECK_EQ(idx, 0);
 	free(refs);
 	close(fd);
 }
@@ -351,6 +374,291 @@ TEST(a_page_still_mapped_by_the_grantee_leaves_the_limit_at_once)
 	tap_wait_ok(pid);
 	tap_link_close(&l);
 	free(refs);
+	close(fd);
+}
+
+TEST(alloc_only_flag_bit_0_decides_writability)
+{
+	/* ABI.md §3.3: the driver looks at bit 0 alone. Every other bit set
+	 * (0xfffe) must still give the grantee a read-only grant, and 0xffff a
+	 * writable one. The grantee is another process of domain 2. */
+	struct tap_link l;
+	tap_link_init(&l);
+	tap_set_domid(1);
+	int fd = open_gntalloc();
+	uint64_t i_ro, i_rw;
+	uint32_t r_ro, r_rw;
+	CHECK_OK(ga_alloc(fd, 2, 0xfffe, 1, &i_ro, &r_ro));
+	CHECK_OK(ga_alloc(fd, 2, 0xffff, 1, &i_rw, &r_rw));
+	char *ro = map_pages(fd, i_ro, 1, PROT_READ | PROT_WRITE);
+	char *rw = map_pages(fd, i_rw, 1, PROT_READ | PROT_WRITE);
+	CHECK(ro != MAP_FAILED && rw != MAP_FAILED);
+	strcpy(ro, "granter");
+	pid_t pid = tap_fork_domain(2, &l);
+	if (pid == 0) {
+		int g = open_gntdev();
+		uint64_t a, b;
+		CHECK_OK(gd_map1(g, 1, r_ro, &a));
+		CHECK_ERR(map_pages(g, a, 1, PROT_READ | PROT_WRITE), EINVAL);
+		/* A failed mmap leaves the map unusable: map the ref again. */
+		CHECK_OK(gd_unmap(g, a, 1));
+		CHECK_OK(gd_map1(g, 1, r_ro, &a));
+		char *q = map_pages(g, a, 1, PROT_READ);
+		CHECK(q != MAP_FAILED);
+		CHECK_EQ(strcmp(q, "granter"), 0);
+		CHECK_OK(gd_map1(g, 1, r_rw, &b));
+		char *w = map_pages(g, b, 1, PROT_READ | PROT_WRITE);
+		CHECK(w != MAP_FAILED);
+		strcpy(w, "grantee");
+		tap_send(&l, 1);
+		tap_recv(&l);
+		munmap(q, PAGE);
+		munmap(w, PAGE);
+		close(g);
+		tap_child_exit();
+	}
+	tap_recv(&l);
+	CHECK_EQ(strcmp(rw, "grantee"), 0);
+	tap_send(&l, 1);
+	tap_wait_ok(pid);
+	tap_link_close(&l);
+	munmap(ro, PAGE);
+	munmap(rw, PAGE);
+	close(fd);
+}
+
+TEST(alloc_huge_counts_enospc_before_anything)
+{
+	/* ABI.md §11: current kernels compare the count with the limit before
+	 * they allocate anything, so even UINT32_MAX is ENOSPC (not ENOMEM,
+	 * not an overflow that lets it through). Only the 24-byte header is
+	 * readable: the refs array is never touched. */
+	tap_set_domid(1);
+	int fd = open_gntalloc();
+	static const uint32_t counts[] = { UINT32_MAX,	   0x80000000u, 0xfffffc00u,
+					   (1u << 24) + 1, 1u << 24,	1025 };
+	char *edge = edge_buffer(sizeof(struct ioctl_gntalloc_alloc_gref));
+	for (unsigned i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		struct ioctl_gntalloc_alloc_gref op = {
+			.domid = 2, .flags = 1, .count = counts[i], .index = 0x5a5a
+		};
+		memcpy(edge, &op, sizeof(op));
+		CHECK_ERR(ioctl(fd, IOCTL_GNTALLOC_ALLOC_GREF, edge), ENOSPC);
+		memcpy(&op, edge, sizeof(op));
+		CHECK_EQ(op.index, 0x5a5a); /* nothing written back */
+	}
+	edge_free(edge);
+	/* Nothing allocated, no index used: the whole limit is still there,
+	 * from index 0. */
+	uint64_t idx;
+	CHECK_OK(ga_alloc(fd, 2, 1, 0, &idx, NULL));
+	CHECK_EQ(idx, 0);
+	uint32_t *refs = malloc(1024 * 4);
+	CHECK_OK(ga_alloc(fd, 2, 1, 1024, &idx, refs));
+	CHECK_EQ(idx, 0);
+	free(refs);
+	close(fd);
+}
+
+TEST_TIMEOUT(grant_table_full_enospc_uses_up_the_index_and_gives_the_pages_back, 60)
+{
+	/*
+	 * ABI.md §3.3 step 5: when granting fails part-way (the domain's grant
+	 * table is full: 32768 entries, refs 8..32767), the call is ENOSPC,
+	 * the pages it had granted are released, the page count is restored
+	 * and the index range stays used up. To fill the table past the
+	 * 1024-page limit, domain 2 keeps every page mapped while domain 1
+	 * deallocates it: the grant's end is deferred (the ref stays taken)
+	 * but the page leaves the limit at once (§3.8).
+	 */
+	enum { ROUNDS = 31, N = 1024, USABLE = 32768 - 8 };
+	/* Grants that earlier tests' grantees mapped end about a second after
+	 * those processes went: let them, so the whole table is free. */
+	usleep(1500 * 1000);
+	tap_set_domid(1);
+	int fd = open_gntalloc();
+	tap_set_domid(2);
+	int g = open_gntdev();
+	uint32_t *refs = malloc(N * 4);
+	void *views[ROUNDS];
+	uint64_t gidx[ROUNDS], idx;
+	for (int i = 0; i < ROUNDS; i++) {
+		CHECK_OK(ga_alloc(fd, 2, 0, N, &idx, refs));
+		CHECK_EQ(idx, (uint64_t)i * N * PAGE);
+		CHECK_OK(gd_map(g, 1, N, refs, &gidx[i]));
+		views[i] = map_pages(g, gidx[i], N, PROT_READ);
+		CHECK(views[i] != MAP_FAILED);
+		CHECK_OK(ga_dealloc(fd, idx, N));
+	}
+	/* USABLE - 31·1024 = 1016 refs are left: a call of 1024 fails. */
+	CHECK_ERR(ga_alloc(fd, 2, 0, N, &idx, refs), ENOSPC);
+	/* Its index range is used up... */
+	CHECK_OK(ga_alloc(fd, 2, 0, 0, &idx, NULL));
+	CHECK_EQ(idx, (uint64_t)(ROUNDS + 1) * N * PAGE);
+	/* ...its refs came back (all 1016 can be taken) and its pages are not
+	 * counted (1016 more pages fit the limit). */
+	const uint32_t left = USABLE - ROUNDS * N;
+	CHECK_OK(ga_alloc(fd, 2, 0, left, &idx, refs));
+	CHECK_EQ(idx, (uint64_t)(ROUNDS + 1) * N * PAGE);
+	/* The table is now really full; 1017 pages would still fit the
+	 * limit, so this ENOSPC is the table's. */
+	CHECK_ERR(ga_alloc(fd, 2, 0, 1, &idx, refs), ENOSPC);
+	/* The grantee lets go; about a second later the deferred ends free
+	 * the refs, and the whole limit must be there again. */
+	for (int i = 0; i < ROUNDS; i++) {
+		munmap(views[i], (size_t)N * PAGE);
+		CHECK_OK(gd_unmap(g, gidx[i], N));
+	}
+	CHECK_OK(ga_dealloc(fd, (uint64_t)(ROUNDS + 1) * N * PAGE, left));
+	double t0 = tap_now_ms();
+	int r;
+	while ((r = ga_alloc(fd, 2, 0, N, &idx, refs)) < 0 && errno == ENOSPC &&
+	       tap_now_ms() - t0 < 10000)
+		usleep(50 * 1000);
+	CHECK_OK(r);
+	free(refs);
+	close(g);
+	close(fd);
+}
+
+TEST(another_files_index_dealloc_einval_notify_enoent)
+{
+	/* ABI.md §3.4/§3.5: DEALLOC and SET_UNMAP_NOTIFY look in the calling
+	 * file's own list only. An index that exists only in another file is
+	 * EINVAL for DEALLOC and ENOENT for the notify, whether that file is in
+	 * this process or another process of the same domain. */
+	tap_set_domid(1);
+	int a = open_gntalloc(), b = open_gntalloc();
+	uint64_t idx;
+	uint32_t refs[3];
+	CHECK_OK(ga_alloc(a, 2, 1, 3, &idx, refs)); /* a: [0, 3·PAGE) */
+	CHECK_OK(ga_alloc(b, 2, 1, 1, &idx, refs)); /* b: [0, PAGE) */
+	CHECK_ERR(ga_dealloc(b, PAGE, 1), EINVAL);
+	CHECK_ERR(ga_dealloc(b, 0, 2), EINVAL); /* a's second page does not count */
+	CHECK_ERR(ga_notify(b, PAGE + 10, UNMAP_NOTIFY_CLEAR_BYTE, 0), ENOENT);
+	CHECK_ERR(ga_notify(b, 2 * PAGE, 0, 0), ENOENT);
+	pid_t pid = tap_fork_domain(1, NULL);
+	if (pid == 0) {
+		int c = open_gntalloc();
+		CHECK_ERR(ga_dealloc(c, 0, 1), EINVAL);
+		CHECK_ERR(ga_dealloc(c, 2 * PAGE, 1), EINVAL);
+		CHECK_ERR(ga_notify(c, 10, UNMAP_NOTIFY_CLEAR_BYTE, 0), ENOENT);
+		close(c);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+	/* Nothing was taken from a: all three pages are still there. */
+	CHECK_OK(ga_notify(a, PAGE + 10, UNMAP_NOTIFY_CLEAR_BYTE, 0));
+	CHECK_OK(ga_dealloc(a, 0, 3));
+	CHECK_OK(ga_dealloc(b, 0, 1));
+	close(a);
+	close(b);
+}
+
+TEST(notify_looks_up_the_page_before_the_event_reference)
+{
+	/* ABI.md §3.5: lookup (step 2) comes before the event reference
+	 * (step 4). A bad index with an unusable port is ENOENT; the same
+	 * port on a good index is EINVAL. (gntdev does it the other way
+	 * round: notify.c.) */
+	tap_set_domid(1);
+	int fd = open_gntalloc();
+	uint64_t idx;
+	uint32_t ref;
+	CHECK_OK(ga_alloc(fd, 2, 1, 1, &idx, &ref));
+	static const unsigned bad_ports[] = { 0, 1000, 100000, UINT32_MAX };
+	for (unsigned i = 0; i < 4; i++) {
+		CHECK_ERR(ga_notify(fd, 7 * PAGE, UNMAP_NOTIFY_SEND_EVENT, bad_ports[i]), ENOENT);
+		CHECK_ERR(ga_notify(fd, 7 * PAGE + 3,
+				    UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+				    bad_ports[i]),
+			  ENOENT);
+		CHECK_ERR(ga_notify(fd, 3, UNMAP_NOTIFY_SEND_EVENT, bad_ports[i]), EINVAL);
+	}
+	/* The bad action is still checked before the port. */
+	CHECK_ERR(ga_notify(fd, 3, 8 | UNMAP_NOTIFY_SEND_EVENT, 1000), EINVAL);
+	CHECK_OK(ga_dealloc(fd, 0, 1));
+	close(fd);
+}
+
+/* The VmFlags of the VMA containing p, from /proc/self/smaps. */
+static int vma_flags(const void *p, char *out, size_t n)
+{
+	FILE *fp = fopen("/proc/self/smaps", "re");
+	char line[512];
+	int in = 0, found = -1;
+	CHECK(fp != NULL);
+	while (fgets(line, sizeof(line), fp)) {
+		unsigned long s, e;
+		if (sscanf(line, "%lx-%lx ", &s, &e) == 2) { /* a VMA's header line */
+			in = (uintptr_t)p >= s && (uintptr_t)p < e;
+			continue;
+		}
+		if (in && strncmp(line, "VmFlags:", 8) == 0) {
+			snprintf(out, n, "%s", line + 8);
+			found = 0;
+			break;
+		}
+	}
+	fclose(fp);
+	return found;
+}
+
+static int has_vm_flag(const void *p, const char *flag)
+{
+	char flags[512], *save = NULL;
+	CHECK_OK(vma_flags(p, flags, sizeof(flags)));
+	for (char *t = strtok_r(flags, " \n", &save); t; t = strtok_r(NULL, " \n", &save))
+		if (strcmp(t, flag) == 0)
+			return 1;
+	return 0;
+}
+
+TEST(mappings_are_dontexpand_and_dontdump)
+{
+	/* ABI.md §3.6/§4.11: both drivers mark their VMAs DONTEXPAND (mremap
+	 * cannot grow them: EFAULT) and DONTDUMP (no core dump holds another
+	 * domain's pages: "dd" in smaps), and gntalloc not DONTCOPY. */
+	tap_set_domid(1);
+	int fd = open_gntalloc();
+	uint64_t idx;
+	uint32_t refs[2];
+	CHECK_OK(ga_alloc(fd, 2, 1, 2, &idx, refs));
+	char *p = map_pages(fd, idx, 2, PROT_READ | PROT_WRITE);
+	CHECK(p != MAP_FAILED);
+	CHECK(has_vm_flag(p, "dd"));
+	CHECK(has_vm_flag(p + PAGE, "dd"));
+	CHECK(!has_vm_flag(p, "dc"));
+	CHECK_ERR(mremap(p, 2 * PAGE, 3 * PAGE, 0), EFAULT);
+	CHECK_ERR(mremap(p, 2 * PAGE, 3 * PAGE, MREMAP_MAYMOVE), EFAULT);
+	/* Still whole and working. */
+	p[PAGE] = 'a';
+	CHECK_EQ(p[PAGE], 'a');
+	/* The grantee's gntdev mapping, read-only and writable. */
+	tap_set_domid(2);
+	int g = open_gntdev();
+	uint64_t gi, gj;
+	CHECK_OK(gd_map(g, 1, 2, refs, &gi));
+	char *q = map_pages(g, gi, 2, PROT_READ);
+	CHECK(q != MAP_FAILED);
+	CHECK(has_vm_flag(q, "dd"));
+	CHECK_EQ(q[PAGE], 'a');
+	CHECK_OK(gd_map1(g, 1, refs[0], &gj));
+	char *w = map_pages(g, gj, 1, PROT_READ | PROT_WRITE);
+	CHECK(w != MAP_FAILED);
+	CHECK(has_vm_flag(w, "dd"));
+	CHECK_ERR(mremap(w, PAGE, 2 * PAGE, MREMAP_MAYMOVE), EFAULT);
+	munmap(w, PAGE);
+	munmap(q, 2 * PAGE);
+	CHECK_OK(gd_unmap(g, gi, 2));
+	CHECK_OK(gd_unmap(g, gj, 1));
+	close(g);
+	/* An ordinary mapping is not marked: the check can fail. */
+	char *anon = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(anon != MAP_FAILED);
+	CHECK(!has_vm_flag(anon, "dd"));
+	munmap(anon, PAGE);
+	munmap(p, 2 * PAGE);
 	close(fd);
 }
 

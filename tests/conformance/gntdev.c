@@ -647,6 +647,259 @@ TEST(mmap_at_the_fd_limit_is_enomem_and_nothing_breaks)
 	close(ga);
 }
 
+/* §4.4 step 4: a fault while the refs are read discards the new map, so it
+ * holds no index: nothing is listed afterwards and the next map gets 0. */
+TEST(map_refs_fault_throws_the_map_away)
+{
+	pid_t pid = tap_fork_domain(2, NULL);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		struct ioctl_gntdev_map_grant_ref op = { .count = 3 };
+		op.refs[0].domid = 1;
+		op.refs[0].ref = 8;
+		/* The header and refs[0] are readable, refs[1] is not. */
+		char *edge = edge_buffer(sizeof(op));
+		memcpy(edge, &op, sizeof(op));
+		CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_MAP_GRANT_REF, edge), EFAULT);
+		edge_free(edge);
+		/* count 0 matches any map at index 0: there is none. */
+		CHECK_ERR(gd_unmap(fd, 0, 0), ENOENT);
+		uint64_t idx;
+		CHECK_OK(gd_map1(fd, 1, 8, &idx));
+		CHECK_EQ(idx, 0);
+		/* A kept 3-page map would have pushed this one to page 3 or 4. */
+		CHECK_OK(gd_map1(fd, 1, 8, &idx));
+		CHECK_EQ(idx, PAGE);
+		CHECK_OK(gd_unmap(fd, 0, 1));
+		CHECK_OK(gd_unmap(fd, PAGE, 1));
+		close(fd);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+}
+
+/* §4.4: duplicate refs in one call are fine, and each page of the map is
+ * the granted page: the two pages of the mapping alias each other and the
+ * granter's page. */
+TEST(the_same_ref_twice_maps_one_page_twice)
+{
+	uint32_t refs[1];
+	char *p;
+	int ga = share(2, 1, 1, refs, &p);
+	strcpy(p, "granter");
+	pid_t pid = tap_fork_domain(2, NULL);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		uint32_t twice[2] = { refs[0], refs[0] };
+		uint64_t idx;
+		CHECK_OK(gd_map(fd, 1, 2, twice, &idx));
+		volatile char *q = map_pages(fd, idx, 2, PROT_READ | PROT_WRITE);
+		CHECK(q != MAP_FAILED);
+		CHECK_EQ(strcmp((const char *)q, "granter"), 0);
+		CHECK_EQ(strcmp((const char *)q + PAGE, "granter"), 0);
+		q[100] = 'a';
+		CHECK_EQ(q[PAGE + 100], 'a');
+		q[PAGE + 200] = 'b';
+		CHECK_EQ(q[200], 'b');
+		munmap((void *)q, 2 * PAGE);
+		CHECK_OK(gd_unmap(fd, idx, 2));
+		close(fd);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+	/* Both writes reached the one granted page. */
+	CHECK_EQ(p[100], 'a');
+	CHECK_EQ(p[200], 'b');
+	munmap(p, PAGE);
+	close(ga);
+}
+
+/* §4.5 step 3: UNMAP takes the map off the file's list. Its index can no
+ * longer be mmapped (EINVAL: no map there) nor notified (ENOENT), also while
+ * an earlier mmap keeps the map itself alive. */
+TEST(an_unmapped_map_cannot_be_mmapped_or_notified)
+{
+	uint32_t refs[2];
+	char *p;
+	int ga = share(2, 2, 1, refs, &p);
+	pid_t pid = tap_fork_domain(2, NULL);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		uint64_t a, b;
+		CHECK_OK(gd_map1(fd, 1, refs[0], &a));
+		CHECK_OK(gd_map1(fd, 1, refs[1], &b));
+		/* Never mmapped: gone with the UNMAP. */
+		CHECK_OK(gd_unmap(fd, a, 1));
+		CHECK_ERR(map_pages(fd, a, 1, PROT_READ), EINVAL);
+		CHECK_ERR(gd_notify(fd, a, UNMAP_NOTIFY_CLEAR_BYTE, 0), ENOENT);
+		/* Mmapped: the mapping keeps the map, but the file no longer
+		 * lists it. */
+		volatile char *q = map_pages(fd, b, 1, PROT_READ | PROT_WRITE);
+		CHECK(q != MAP_FAILED);
+		CHECK_OK(gd_unmap(fd, b, 1));
+		CHECK_ERR(gd_notify(fd, b + 10, UNMAP_NOTIFY_CLEAR_BYTE, 0), ENOENT);
+		CHECK_ERR(map_pages(fd, b, 1, PROT_READ), EINVAL);
+		q[10] = 'm'; /* the mapping still works */
+		munmap((void *)q, PAGE);
+		close(fd);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+	CHECK_EQ(p[PAGE + 10], 'm');
+	munmap(p, 2 * PAGE);
+	close(ga);
+}
+
+/* §4.6: the whole struct is written back (EFAULT if it cannot be), and an
+ * address with no VMA at or above it is EINVAL. */
+TEST(get_offset_write_back_fault_and_nothing_above)
+{
+	uint32_t refs[1];
+	char *p;
+	int ga = share(2, 1, 1, refs, &p);
+	pid_t pid = tap_fork_domain(2, NULL);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		uint64_t idx, off;
+		uint32_t cnt;
+		CHECK_OK(gd_map1(fd, 1, refs[0], &idx));
+		char *q = map_pages(fd, idx, 1, PROT_READ);
+		CHECK(q != MAP_FAILED);
+		/* A readable but read-only argument naming a good address. */
+		struct ioctl_gntdev_get_offset_for_vaddr op = { .vaddr = (uintptr_t)q };
+		char *ro = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+				0);
+		CHECK(ro != MAP_FAILED);
+		memcpy(ro, &op, sizeof(op));
+		CHECK_OK(mprotect(ro, PAGE, PROT_READ));
+		CHECK_ERR(ioctl(fd, IOCTL_GNTDEV_GET_OFFSET_FOR_VADDR, ro), EFAULT);
+		/* The same request in writable memory is answered. */
+		CHECK_OK(ioctl(fd, IOCTL_GNTDEV_GET_OFFSET_FOR_VADDR, &op));
+		CHECK_EQ(op.offset, idx);
+		CHECK_EQ(op.count, 1);
+		munmap(ro, PAGE);
+		/* Above every VMA of the process (the top user page, and the
+		 * vsyscall address, which is no VMA): find_vma finds nothing. */
+		CHECK_ERR(get_offset(fd, (void *)(uintptr_t)0x7ffffffff000ull, &off, &cnt), EINVAL);
+		CHECK_ERR(get_offset(fd, (void *)(uintptr_t)0xffffffffff600000ull, &off, &cnt),
+			  EINVAL);
+		munmap(q, PAGE);
+		CHECK_OK(gd_unmap(fd, idx, 1));
+		close(fd);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+	munmap(p, PAGE);
+	close(ga);
+}
+
+/* §1.4: the VFS checks an mmap before the driver sees it, so they leave the
+ * map unspent (a failed driver mmap would spend it, §4.11 step 7). */
+TEST(mmap_vfs_checks_come_before_the_driver)
+{
+	uint32_t refs[1];
+	char *p;
+	int ga = share(2, 1, 1, refs, &p);
+	strcpy(p, "vfs");
+	pid_t pid = tap_fork_domain(2, NULL);
+	if (pid == 0) {
+		int rd = open("/dev/xen/gntdev", O_RDONLY | O_CLOEXEC);
+		CHECK(rd >= 0);
+		uint64_t idx;
+		CHECK_OK(gd_map1(rd, 1, refs[0], &idx));
+		/* MAP_SHARED + PROT_WRITE needs a writable open. */
+		CHECK_ERR(map_pages(rd, idx, 1, PROT_READ | PROT_WRITE), EACCES);
+		CHECK_ERR(mmap(NULL, 0, PROT_READ, MAP_SHARED, rd, (off_t)idx), EINVAL);
+		CHECK_ERR(mmap(NULL, PAGE, PROT_READ, MAP_SHARED, rd, (off_t)idx + 100), EINVAL);
+		/* None of them reached the driver: the map mmaps once now. */
+		char *q = map_pages(rd, idx, 1, PROT_READ);
+		CHECK(q != MAP_FAILED);
+		CHECK_EQ(strcmp(q, "vfs"), 0);
+		munmap(q, PAGE);
+		CHECK_OK(gd_unmap(rd, idx, 1));
+		close(rd);
+		/* An fd opened write-only cannot be mmapped at all. */
+		int wr = open("/dev/xen/gntdev", O_WRONLY | O_CLOEXEC);
+		CHECK(wr >= 0);
+		CHECK_OK(gd_map1(wr, 1, refs[0], &idx));
+		CHECK_ERR(map_pages(wr, idx, 1, PROT_WRITE), EACCES);
+		CHECK_ERR(map_pages(wr, idx, 1, PROT_READ), EACCES);
+		CHECK_OK(gd_unmap(wr, idx, 1));
+		close(wr);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+	munmap(p, PAGE);
+	close(ga);
+}
+
+/* §4.12 / §12: after a partial munmap the map is still in use: mmapping it
+ * again is EINVAL, before and after the rest goes; the rest keeps working. */
+TEST(no_second_mmap_after_a_partial_munmap)
+{
+	uint32_t refs[2];
+	char *p;
+	int ga = share(2, 2, 1, refs, &p);
+	pid_t pid = tap_fork_domain(2, NULL);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		uint64_t idx;
+		CHECK_OK(gd_map(fd, 1, 2, refs, &idx));
+		char *q = map_pages(fd, idx, 2, PROT_READ | PROT_WRITE);
+		CHECK(q != MAP_FAILED);
+		CHECK_OK(munmap(q + PAGE, PAGE));
+		CHECK_ERR(map_pages(fd, idx, 2, PROT_READ), EINVAL);
+		CHECK_ERR(map_pages(fd, idx, 2, PROT_READ | PROT_WRITE), EINVAL);
+		q[3] = 'r'; /* the first page is still the grant */
+		CHECK_OK(munmap(q, PAGE));
+		CHECK_ERR(map_pages(fd, idx, 2, PROT_READ), EINVAL);
+		CHECK_OK(gd_unmap(fd, idx, 2));
+		close(fd);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+	CHECK_EQ(p[3], 'r');
+	munmap(p, 2 * PAGE);
+	close(ga);
+}
+
+/* Where granted differs on purpose (ARCHITECTURE.md, "Where granted differs
+ * from Xen"): a grant mapping is never moved. MREMAP_FIXED is EINVAL (Linux
+ * would move it); MREMAP_DONTUNMAP is EINVAL as on Linux (VM_DONTEXPAND).
+ * The mapping stays where it was and keeps working. */
+TEST(mremap_never_moves_a_grant_mapping)
+{
+	uint32_t refs[2];
+	char *p;
+	int ga = share(2, 2, 1, refs, &p);
+	pid_t pid = tap_fork_domain(2, NULL);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		uint64_t idx;
+		CHECK_OK(gd_map(fd, 1, 2, refs, &idx));
+		char *q = map_pages(fd, idx, 2, PROT_READ | PROT_WRITE);
+		CHECK(q != MAP_FAILED);
+		char *target = mmap(NULL, 2 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		CHECK(target != MAP_FAILED);
+		CHECK_ERR(mremap(q, 2 * PAGE, 2 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, target),
+			  EINVAL);
+		CHECK_ERR(mremap(q, 2 * PAGE, 2 * PAGE, MREMAP_MAYMOVE | MREMAP_DONTUNMAP), EINVAL);
+		/* Still at q, still the granter's pages; the target untouched. */
+		q[5] = 'm';
+		q[PAGE + 5] = 'n';
+		munmap(target, 2 * PAGE);
+		munmap(q, 2 * PAGE);
+		CHECK_OK(gd_unmap(fd, idx, 2));
+		close(fd);
+		tap_child_exit();
+	}
+	tap_wait_ok(pid);
+	CHECK_EQ(p[5], 'm');
+	CHECK_EQ(p[PAGE + 5], 'n');
+	munmap(p, 2 * PAGE);
+	close(ga);
+}
+
 int main(int argc, char **argv)
 {
 	return tap_main(argc, argv, TAP_PRELOAD | TAP_BROKER);

@@ -6,6 +6,7 @@
  */
 #include "kabi.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -644,7 +645,238 @@ TEST_TIMEOUT(gntdev_dead_granter_mapping_stays_valid, 30)
 	tap_link_close(&l);
 }
 
+/* ---- failed mmaps (ABI.md §4.8, §4.11 step 7) --------------------------- */
+
+/* The next event on an evtchn fd within ms (its port), or 0; unmasks it. */
+static unsigned next_event(int fd, int ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	if (poll(&pfd, 1, ms) != 1)
+		return 0;
+	uint32_t port;
+	if (read(fd, &port, 4) != 4)
+		return 0;
+	CHECK_EQ(write(fd, &port, 4), 4);
+	return port;
+}
+
+/*
+ * No grant of the map was ever mapped (a writable mmap of a read-only
+ * grant fails for its only page): at destruction CLEAR_BYTE does nothing,
+ * SEND_EVENT still fires. The granter's page is writable by the granter,
+ * so a wrong clear would show.
+ */
+TEST(gntdev_failed_mmap_never_clears_but_sends_the_event)
+{
+	tap_set_domid(1);
+	int ga = open_gntalloc();
+	uint64_t ai;
+	uint32_t ref;
+	CHECK_OK(ga_alloc(ga, 2, 0, 1, &ai, &ref)); /* read-only for domain 2 */
+	volatile char *p = map_pages(ga, ai, 1, PROT_READ | PROT_WRITE);
+	CHECK(p != MAP_FAILED);
+	p[0] = 'x';
+	int ev = open_evtchn();
+	int wp = ev_unbound(ev, 2);
+	CHECK(wp > 0);
+	struct tap_link l;
+	tap_link_init(&l);
+	pid_t pid = tap_fork_domain(2, &l);
+	if (pid == 0) {
+		int cev = open_evtchn();
+		int mp = ev_interdomain(cev, 1, (unsigned)wp);
+		CHECK(mp > 0);
+		int fd = open_gntdev();
+		uint64_t gi;
+		CHECK_OK(gd_map1(fd, 1, ref, &gi));
+		CHECK_OK(gd_notify(fd, gi, UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+				   (unsigned)mp));
+		CHECK_ERR(map_pages(fd, gi, 1, PROT_READ | PROT_WRITE), EINVAL);
+		tap_send(&l, 0);
+		tap_recv(&l);
+		CHECK_OK(gd_unmap(fd, gi, 1)); /* destroys the map */
+		tap_send(&l, 0);
+		tap_recv(&l);
+		close(fd);
+		close(cev);
+		tap_child_exit();
+	}
+	tap_recv(&l);
+	CHECK_EQ(next_event(ev, 100), 0); /* the failed mmap fires nothing */
+	CHECK_EQ(p[0], 'x');
+	tap_send(&l, 0);
+	tap_recv(&l);
+	CHECK_EQ(next_event(ev, 2000), (unsigned)wp);
+	CHECK_EQ(p[0], 'x'); /* the event came; the byte was never touched */
+	tap_send(&l, 0);
+	tap_wait_ok(pid);
+	tap_link_close(&l);
+	close(ev);
+	munmap((void *)p, PAGE);
+	close(ga);
+}
+
+/*
+ * A map of good and bad refs: the mmap fails (EINVAL), but the pages that
+ * did map stay mapped until the map is destroyed. Seen from the granter:
+ * a page it deallocates meanwhile stays mappable (its end is deferred while
+ * mapped) long after the grant-end delay, and ends only after the UNMAP;
+ * and CLEAR_BYTE armed on a good page clears it at the UNMAP.
+ */
+TEST_TIMEOUT(gntdev_partly_failed_mmap_holds_its_good_grants_until_the_map_goes, 40)
+{
+	tap_set_domid(1);
+	int ga = open_gntalloc();
+	uint64_t ia, ic;
+	uint32_t ra, rc;
+	CHECK_OK(ga_alloc(ga, 2, 1, 1, &ia, &ra)); /* A: never mapped by the granter */
+	CHECK_OK(ga_alloc(ga, 2, 1, 1, &ic, &rc)); /* C: the byte's page */
+	char *pc = map_pages(ga, ic, 1, PROT_READ | PROT_WRITE);
+	CHECK(pc != MAP_FAILED);
+	pc[0] = 'x';
+	struct tap_link l;
+	tap_link_init(&l);
+	pid_t pid = tap_fork_domain(2, &l);
+	if (pid == 0) {
+		int fd = open_gntdev();
+		uint32_t refs[3] = { ra, 1u << 30, rc }; /* the middle one is bad */
+		uint64_t gi;
+		CHECK_OK(gd_map(fd, 1, 3, refs, &gi));
+		CHECK_OK(gd_notify(fd, gi + 2 * PAGE, UNMAP_NOTIFY_CLEAR_BYTE, 0));
+		CHECK_ERR(map_pages(fd, gi, 3, PROT_READ | PROT_WRITE), EINVAL);
+		tap_send(&l, 0);
+		tap_recv(&l);
+		CHECK_OK(gd_unmap(fd, gi, 3));
+		tap_send(&l, 0);
+		tap_recv(&l);
+		close(fd);
+		tap_child_exit();
+	}
+	tap_recv(&l);
+	/* Not mapped by us: without the failed map's hold A would end now. */
+	CHECK_OK(ga_dealloc(ga, ia, 1));
+	usleep(1500 * 1000);
+	CHECK(can_map(2, ra));
+	CHECK(!cleared_within(pc, 100));
+	step(&l); /* UNMAP: the map is destroyed */
+	CHECK(cleared_within(pc, 1000));
+	usleep(1500 * 1000);
+	CHECK(!can_map(2, ra));
+	tap_send(&l, 0);
+	tap_wait_ok(pid);
+	tap_link_close(&l);
+	munmap(pc, PAGE);
+	close(ga);
+}
+
+/* ---- exec (ARCHITECTURE.md, "Where granted differs from Xen") ---------- */
+
+/*
+ * A gntdev or gntalloc fd left open across exec (no O_CLOEXEC) is the same
+ * file in the new image, as on Linux, and keeps working there: its maps and
+ * allocations are still its own, and it takes new ones. (granted documents
+ * this because an evtchn fd, unlike these, does not survive exec.)
+ *
+ * The new image is this program again, started by the child as
+ *   --after-exec <gntdev fd> <map index> <gntalloc fd> <alloc index> <rd> <wr>
+ */
+static int after_exec(char **argv)
+{
+	int gd = atoi(argv[2]), ga = atoi(argv[4]);
+	uint64_t gi = strtoull(argv[3], NULL, 10), ai = strtoull(argv[5], NULL, 10);
+	struct tap_link l = { .rd = atoi(argv[6]), .wr = atoi(argv[7]) };
+	/* The first call on the gntdev fd is an ioctl, on the gntalloc fd an
+	 * mmap: either must find the file. A new map is placed after the one
+	 * made before exec: the file's list came along. */
+	uint64_t gi2;
+	CHECK_OK(gd_map1(gd, 1, 8, &gi2));
+	CHECK_EQ(gi2, gi + PAGE);
+	CHECK_OK(gd_unmap(gd, gi2, 1));
+	/* The map made before exec is still this file's, never mmapped. */
+	char *q = map_pages(gd, gi, 1, PROT_READ | PROT_WRITE);
+	CHECK(q != MAP_FAILED);
+	CHECK_EQ(strcmp(q, "before exec"), 0);
+	strcpy(q + 100, "after exec");
+	munmap(q, PAGE);
+	CHECK_OK(gd_unmap(gd, gi, 1));
+	/* gntalloc: the allocation made before exec, mapped first. */
+	char *a = map_pages(ga, ai, 1, PROT_READ | PROT_WRITE);
+	CHECK(a != MAP_FAILED);
+	strcpy(a, "allocated before exec, written after");
+	/* A count-0 ALLOC returns the next index (§3.3.8), after the
+	 * allocation made before exec. */
+	uint64_t next;
+	CHECK_OK(ga_alloc(ga, 1, 1, 0, &next, NULL));
+	CHECK_EQ(next, ai + PAGE);
+	tap_send(&l, 1);
+	tap_recv(&l); /* domain 1 has read it */
+	munmap(a, PAGE);
+	CHECK_OK(ga_dealloc(ga, ai, 1));
+	close(gd);
+	close(ga);
+	tap_send(&l, 2);
+	return 0;
+}
+
+TEST(gntdev_and_gntalloc_fds_work_after_exec)
+{
+	tap_set_domid(1);
+	int ga = open_gntalloc();
+	uint64_t idx;
+	uint32_t ref;
+	CHECK_OK(ga_alloc(ga, 2, 1, 1, &idx, &ref));
+	char *p = map_pages(ga, idx, 1, PROT_READ | PROT_WRITE);
+	CHECK(p != MAP_FAILED);
+	strcpy(p, "before exec");
+	struct tap_link l;
+	tap_link_init(&l);
+	pid_t pid = tap_fork_domain(2, &l);
+	if (pid == 0) {
+		int gd = open("/dev/xen/gntdev", O_RDWR); /* no O_CLOEXEC: both survive */
+		int gfd = open("/dev/xen/gntalloc", O_RDWR);
+		CHECK(gd >= 0 && gfd >= 0);
+		uint64_t gi, ai;
+		uint32_t aref;
+		CHECK_OK(gd_map1(gd, 1, ref, &gi));
+		CHECK_OK(ga_alloc(gfd, 1, 1, 1, &ai, &aref));
+		tap_send(&l, aref);
+		int rd = dup(l.rd), wr = dup(l.wr); /* the link's ends are CLOEXEC */
+		char a[6][24];
+		snprintf(a[0], sizeof(a[0]), "%d", gd);
+		snprintf(a[1], sizeof(a[1]), "%llu", (unsigned long long)gi);
+		snprintf(a[2], sizeof(a[2]), "%d", gfd);
+		snprintf(a[3], sizeof(a[3]), "%llu", (unsigned long long)ai);
+		snprintf(a[4], sizeof(a[4]), "%d", rd);
+		snprintf(a[5], sizeof(a[5]), "%d", wr);
+		fflush(stdout);
+		execl("/proc/self/exe", "conf-lifetime", "--after-exec", a[0], a[1], a[2], a[3],
+		      a[4], a[5], (char *)NULL);
+		tap_fail(__FILE__, __LINE__, "exec: %s", strerror(errno));
+	}
+	uint32_t aref = (uint32_t)tap_recv(&l);
+	CHECK_EQ(tap_recv(&l), 1);
+	CHECK_EQ(strcmp(p + 100, "after exec"), 0);
+	/* The new image's page of the old allocation, seen by domain 1. */
+	int gd = open_gntdev();
+	uint64_t gi;
+	CHECK_OK(gd_map1(gd, 2, aref, &gi));
+	char *q = map_pages(gd, gi, 1, PROT_READ);
+	CHECK(q != MAP_FAILED);
+	CHECK_EQ(strcmp(q, "allocated before exec, written after"), 0);
+	munmap(q, PAGE);
+	CHECK_OK(gd_unmap(gd, gi, 1));
+	close(gd);
+	tap_send(&l, 0);
+	CHECK_EQ(tap_recv(&l), 2);
+	tap_wait_ok(pid);
+	tap_link_close(&l);
+	munmap(p, PAGE);
+	close(ga);
+}
+
 int main(int argc, char **argv)
 {
+	if (argc > 7 && strcmp(argv[1], "--after-exec") == 0)
+		return after_exec(argv);
 	return tap_main(argc, argv, TAP_PRELOAD | TAP_BROKER);
 }

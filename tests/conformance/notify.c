@@ -440,6 +440,410 @@ TEST(send_to_a_closed_peer_is_dropped)
 	chan_close(&c);
 }
 
+/* ---- event references, port lifetime, at most once -------------------- */
+
+/*
+ * Domain `mine` binds a new port to the watcher's port and drops it again.
+ * That works only while the watcher's port is unbound, i.e. once the
+ * notifier's old port (c->mine_port) is really closed (ABI.md §2.5: closing
+ * one end turns the peer back to unbound, offered to the closer). While a
+ * notification's event reference keeps the old port open the watcher's port
+ * is still connected, and the bind is EINVAL. Returns the new port or -errno.
+ */
+static int rebind(struct chan *c, unsigned mine, unsigned peer)
+{
+	tap_set_domid(mine);
+	int fd = open_evtchn();
+	errno = 0;
+	int p = ev_interdomain(fd, peer, c->watch_port);
+	int e = errno;
+	if (p > 0)
+		CHECK_EQ(ev_wait(fd, 1000), p); /* the binder's event */
+	close(fd);
+	return p > 0 ? p : -e;
+}
+
+/* The notifier's port is closed: the watcher's port can be bound again,
+ * and the old port number is free (ports are handed out lowest first). */
+static void expect_port_closed(struct chan *c, unsigned mine, unsigned peer)
+{
+	int p = rebind(c, mine, peer);
+	CHECK(p > 0);
+	CHECK(p <= (int)c->mine_port);
+}
+
+TEST(replaced_or_cleared_send_event_releases_the_port)
+{
+	/* ABI.md §3.5 step 5, §4.8 step 6: overwriting a SEND_EVENT
+	 * notification (with another action, or action 0) drops its event
+	 * reference. Closing the notifier's evtchn fd must then really close
+	 * the port, on both devices. */
+	for (int how = 0; how < 2; how++) {
+		unsigned again = how == 0 ? UNMAP_NOTIFY_CLEAR_BYTE : 0;
+		/* gntalloc */
+		struct chan c;
+		struct gpage g;
+		chan_open(&c, 1, 2);
+		gpage_open(&g);
+		CHECK_OK(ga_notify(g.fd, g.idx + 10, UNMAP_NOTIFY_SEND_EVENT, c.mine_port));
+		close(c.mine_fd);
+		c.mine_fd = -1;
+		/* Still armed: the reference holds the port, still connected. */
+		CHECK_EQ(rebind(&c, 1, 2), -EINVAL);
+		CHECK_OK(ga_notify(g.fd, g.idx + 10, again, 0));
+		expect_port_closed(&c, 1, 2);
+		munmap(g.p, PAGE);
+		gpage_close(&g);
+		chan_close(&c);
+
+		/* gntdev */
+		struct mpage m;
+		chan_open(&c, 2, 1);
+		mpage_open(&m, 1);
+		CHECK_OK(gd_notify(m.fd, m.idx + 20, UNMAP_NOTIFY_SEND_EVENT, c.mine_port));
+		close(c.mine_fd);
+		c.mine_fd = -1;
+		CHECK_EQ(rebind(&c, 2, 1), -EINVAL);
+		CHECK_OK(gd_notify(m.fd, m.idx + 20, again, 0));
+		expect_port_closed(&c, 2, 1);
+		munmap(m.q, PAGE);
+		mpage_close(&m);
+		chan_close(&c);
+	}
+}
+
+TEST(gntalloc_pages_of_one_allocation_notify_separately)
+{
+	/* ABI.md §3.5: one notification per page, not per allocation. Two
+	 * pages of one ALLOC, each armed on its own channel: deallocating one
+	 * fires that one only; the other fires at its own DEALLOC. */
+	struct chan c0, c1;
+	chan_open(&c0, 1, 2);
+	chan_open(&c1, 1, 2);
+	tap_set_domid(1);
+	int fd = open_gntalloc();
+	uint64_t idx;
+	uint32_t refs[2];
+	CHECK_OK(ga_alloc(fd, 2, 1, 2, &idx, refs));
+	char *p = map_pages(fd, idx, 2, PROT_READ | PROT_WRITE);
+	CHECK(p != MAP_FAILED);
+	p[10] = 'x';
+	p[PAGE + 20] = 'y';
+	tap_set_domid(2);
+	int g = open_gntdev();
+	uint64_t gi;
+	CHECK_OK(gd_map(g, 1, 2, refs, &gi));
+	volatile char *view = map_pages(g, gi, 2, PROT_READ);
+	CHECK(view != MAP_FAILED);
+	CHECK_OK(ga_notify(fd, idx + 10, UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+			   c0.mine_port));
+	CHECK_OK(ga_notify(fd, idx + PAGE + 20, UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+			   c1.mine_port));
+	munmap(p, 2 * PAGE);
+	CHECK_OK(ga_dealloc(fd, idx + PAGE, 1));
+	expect_clear_then_event(&c1, view + PAGE + 20);
+	expect_nothing(&c0, view + 10, 'x');
+	CHECK_OK(ga_dealloc(fd, idx, 1));
+	expect_clear_then_event(&c0, view + 10);
+	expect_nothing(&c1, view + PAGE + 20, 0);
+	munmap((void *)view, 2 * PAGE);
+	CHECK_OK(gd_unmap(g, gi, 2));
+	close(g);
+	close(fd);
+	chan_close(&c0);
+	chan_close(&c1);
+}
+
+TEST(gntalloc_never_mmapped_page_fires_at_dealloc)
+{
+	/* ABI.md §3.5 step 7: the notification is armed whether or not the
+	 * page is mmapped, and a page its owner never mapped is torn down at
+	 * DEALLOC: byte, then event. The grantee wrote the byte. */
+	struct chan c;
+	chan_open(&c, 1, 2);
+	tap_set_domid(1);
+	int fd = open_gntalloc();
+	uint64_t idx;
+	uint32_t ref;
+	CHECK_OK(ga_alloc(fd, 2, 1, 1, &idx, &ref));
+	tap_set_domid(2);
+	int g = open_gntdev();
+	uint64_t gi;
+	CHECK_OK(gd_map1(g, 1, ref, &gi));
+	volatile char *view = map_pages(g, gi, 1, PROT_READ | PROT_WRITE);
+	CHECK(view != MAP_FAILED);
+	view[10] = 'x';
+	view[11] = 'y';
+	CHECK_OK(ga_notify(fd, idx + 10, UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+			   c.mine_port));
+	expect_nothing(&c, view + 10, 'x');
+	CHECK_OK(ga_dealloc(fd, idx, 1));
+	CHECK_EQ(view[10], 0); /* when DEALLOC returns */
+	expect_clear_then_event(&c, view + 10);
+	CHECK_EQ(view[11], 'y');
+	munmap((void *)view, PAGE);
+	CHECK_OK(gd_unmap(g, gi, 1));
+	close(g);
+	close(fd);
+	chan_close(&c);
+}
+
+TEST(port_closes_once_the_notification_fired)
+{
+	/* ABI.md §3.7 step 2, §3.9, §4.12: the notification's event reference
+	 * keeps the port open after the notifier's evtchn fd is closed; after
+	 * the event is sent on a normal path (gntalloc: last munmap after
+	 * DEALLOC; gntdev: UNMAP after munmap) the last reference goes and
+	 * the port really closes. */
+	struct chan c;
+	struct gpage g;
+	chan_open(&c, 1, 2);
+	gpage_open(&g);
+	CHECK_OK(ga_notify(g.fd, g.idx + 10, UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+			   c.mine_port));
+	CHECK_OK(ga_dealloc(g.fd, g.idx, 1));
+	close(c.mine_fd);
+	c.mine_fd = -1;
+	CHECK_EQ(rebind(&c, 1, 2), -EINVAL);
+	munmap(g.p, PAGE);
+	expect_clear_then_event(&c, g.view + 10);
+	expect_port_closed(&c, 1, 2);
+	gpage_close(&g);
+	chan_close(&c);
+
+	/* gntdev: the mapper's evtchn fd goes first; the event still gets
+	 * through at UNMAP, and then the port closes. */
+	struct mpage m;
+	chan_open(&c, 2, 1);
+	mpage_open(&m, 1);
+	CHECK_OK(gd_notify(m.fd, m.idx + 20, UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+			   c.mine_port));
+	close(c.mine_fd);
+	c.mine_fd = -1;
+	CHECK_EQ(rebind(&c, 2, 1), -EINVAL);
+	munmap(m.q, PAGE);
+	expect_nothing(&c, m.p + 20, 'x');
+	CHECK_OK(gd_unmap(m.fd, m.idx, 1));
+	expect_clear_then_event(&c, m.p + 20);
+	expect_port_closed(&c, 2, 1);
+	mpage_close(&m);
+	chan_close(&c);
+}
+
+TEST(port_held_by_a_notification_survives_unbind)
+{
+	/* ABI.md §3.9: UNBIND drops only the evtchn file's reference, as
+	 * close() does. The port leaves the file (NOTIFY through it is
+	 * ENOTCONN) but stays connected and delivers the notification's
+	 * event; then it closes. Both devices. */
+	for (int dev = 0; dev < 2; dev++) {
+		unsigned mine = dev == 0 ? 1 : 2, peer = dev == 0 ? 2 : 1;
+		struct chan c;
+		struct gpage g;
+		struct mpage m;
+		chan_open(&c, mine, peer);
+		volatile char *byte;
+		if (dev == 0) {
+			gpage_open(&g);
+			CHECK_OK(ga_notify(g.fd, g.idx + 10,
+					   UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+					   c.mine_port));
+			byte = g.view + 10;
+		} else {
+			mpage_open(&m, 1);
+			CHECK_OK(gd_notify(m.fd, m.idx + 20,
+					   UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+					   c.mine_port));
+			byte = m.p + 20;
+		}
+		CHECK_OK(ev_unbind(c.mine_fd, c.mine_port));
+		CHECK_ERR(ev_notify(c.mine_fd, c.mine_port), ENOTCONN);
+		CHECK_ERR(ev_unbind(c.mine_fd, c.mine_port), ENOTCONN);
+		CHECK_EQ(rebind(&c, mine, peer), -EINVAL);
+		expect_nothing(&c, byte, 'x');
+		if (dev == 0) {
+			CHECK_OK(ga_dealloc(g.fd, g.idx, 1));
+			munmap(g.p, PAGE);
+		} else {
+			munmap(m.q, PAGE);
+			CHECK_OK(gd_unmap(m.fd, m.idx, 1));
+		}
+		expect_clear_then_event(&c, byte);
+		expect_port_closed(&c, mine, peer);
+		if (dev == 0)
+			gpage_close(&g);
+		else
+			mpage_close(&m);
+		chan_close(&c);
+	}
+}
+
+TEST(gntdev_notify_takes_the_event_reference_before_the_lookup)
+{
+	/* ABI.md §4.8: action (step 2), event reference (step 3), then the
+	 * lookup (step 4) -- the reverse of gntalloc. An unusable port with a
+	 * bad index is EINVAL; a usable port with a bad index is ENOENT, and
+	 * the reference it took is dropped again (the port closes with its
+	 * evtchn fd). */
+	struct chan c;
+	struct mpage m;
+	chan_open(&c, 2, 1);
+	mpage_open(&m, 1);
+	static const unsigned bad_ports[] = { 0, 1000, 100000, UINT32_MAX };
+	for (unsigned i = 0; i < 4; i++) {
+		CHECK_ERR(gd_notify(m.fd, 50 * PAGE, UNMAP_NOTIFY_SEND_EVENT, bad_ports[i]),
+			  EINVAL);
+		CHECK_ERR(gd_notify(m.fd, 50 * PAGE + 3,
+				    UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+				    bad_ports[i]),
+			  EINVAL);
+	}
+	CHECK_ERR(gd_notify(m.fd, 50 * PAGE, UNMAP_NOTIFY_SEND_EVENT, c.mine_port), ENOENT);
+	CHECK_ERR(gd_notify(m.fd, 50 * PAGE, UNMAP_NOTIFY_CLEAR_BYTE, 1000), ENOENT);
+	close(c.mine_fd);
+	c.mine_fd = -1;
+	expect_port_closed(&c, 2, 1);
+	munmap(m.q, PAGE);
+	CHECK_OK(gd_unmap(m.fd, m.idx, 1));
+	mpage_close(&m);
+	chan_close(&c);
+}
+
+TEST(gntdev_replaced_or_cleared_notification_does_not_fire)
+{
+	/* ABI.md §4.8 step 6: one notification per map; a later call replaces
+	 * it, action 0 clears it. The replaced event is not sent, the
+	 * replaced byte not cleared. */
+	struct chan c;
+	struct mpage m;
+	chan_open(&c, 2, 1);
+	mpage_open(&m, 1);
+	CHECK_OK(gd_notify(m.fd, m.idx + 20, UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+			   c.mine_port));
+	CHECK_OK(gd_notify(m.fd, m.idx + 21, UNMAP_NOTIFY_CLEAR_BYTE, 0)); /* replaces it */
+	m.p[21] = 'y';
+	munmap(m.q, PAGE);
+	CHECK_OK(gd_unmap(m.fd, m.idx, 1));
+	CHECK_EQ(m.p[21], 0);
+	expect_nothing(&c, m.p + 20, 'x');
+	mpage_close(&m);
+
+	mpage_open(&m, 1);
+	CHECK_OK(gd_notify(m.fd, m.idx + 20, UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+			   c.mine_port));
+	CHECK_OK(gd_notify(m.fd, m.idx + 20, 0, 0)); /* cleared */
+	munmap(m.q, PAGE);
+	CHECK_OK(gd_unmap(m.fd, m.idx, 1));
+	expect_nothing(&c, m.p + 20, 'x');
+	/* The channel itself still works: the check could have seen an event. */
+	CHECK_OK(ev_notify(c.mine_fd, c.mine_port));
+	CHECK_EQ(ev_wait(c.watch_fd, 2000), c.watch_port);
+	mpage_close(&m);
+	chan_close(&c);
+}
+
+TEST(gntdev_send_to_a_closed_peer_is_dropped)
+{
+	/* ABI.md §6, §12: the watcher's port goes (its fd is closed); the
+	 * mapper's port turns unbound. The notification still clears the
+	 * byte, and the event is dropped without error. */
+	struct chan c;
+	struct mpage m;
+	chan_open(&c, 2, 1);
+	mpage_open(&m, 1);
+	CHECK_OK(gd_notify(m.fd, m.idx + 20, UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+			   c.mine_port));
+	close(c.watch_fd);
+	tap_set_domid(1);
+	c.watch_fd = open_evtchn();
+	munmap(m.q, PAGE);
+	CHECK_OK(gd_unmap(m.fd, m.idx, 1));
+	CHECK_EQ(m.p[20], 0); /* the byte still goes, when UNMAP returns */
+	CHECK_EQ(ev_wait(c.watch_fd, 100), 0);
+	/* The mapper's port is still its own, unbound: NOTIFY on it is a
+	 * silent drop, not an error. */
+	CHECK_OK(ev_notify(c.mine_fd, c.mine_port));
+	mpage_close(&m);
+	chan_close(&c);
+}
+
+TEST(gntalloc_clear_then_event_at_close)
+{
+	/* ABI.md §3.2/§3.7, trigger T.A7: closing the file releases its pages
+	 * (the owner's mapping is gone): CLEAR_BYTE then SEND_EVENT, done when
+	 * close() returns. */
+	struct chan c;
+	struct gpage g;
+	chan_open(&c, 1, 2);
+	gpage_open(&g);
+	g.p[11] = 'y';
+	CHECK_OK(ga_notify(g.fd, g.idx + 10, UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+			   c.mine_port));
+	munmap(g.p, PAGE);
+	expect_nothing(&c, g.view + 10, 'x');
+	close(g.fd);
+	g.fd = -1;
+	CHECK_EQ(g.view[10], 0); /* when close returns */
+	expect_clear_then_event(&c, g.view + 10);
+	CHECK_EQ(g.view[11], 'y');
+	gpage_close(&g);
+	chan_close(&c);
+}
+
+TEST(notifications_fire_at_most_once_on_normal_teardown)
+{
+	/* ABI.md §3.7 step 3, §4.8: the flags are cleared when the
+	 * notification fires, so later teardown steps of the same page or
+	 * map do nothing: no second event, no second clear (the peer writes
+	 * the byte again to see one). */
+	struct chan c;
+	chan_open(&c, 1, 2);
+	/* gntalloc: fires at the last munmap after DEALLOC; then close. */
+	tap_set_domid(1);
+	int fd = open_gntalloc();
+	uint64_t idx;
+	uint32_t ref;
+	CHECK_OK(ga_alloc(fd, 2, 1, 1, &idx, &ref));
+	char *p = map_pages(fd, idx, 1, PROT_READ | PROT_WRITE);
+	CHECK(p != MAP_FAILED);
+	p[10] = 'x';
+	tap_set_domid(2);
+	int g = open_gntdev();
+	uint64_t gi;
+	CHECK_OK(gd_map1(g, 1, ref, &gi));
+	volatile char *view = map_pages(g, gi, 1, PROT_READ | PROT_WRITE);
+	CHECK(view != MAP_FAILED);
+	CHECK_OK(ga_notify(fd, idx + 10, UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+			   c.mine_port));
+	CHECK_OK(ga_dealloc(fd, idx, 1));
+	munmap(p, PAGE);
+	expect_clear_then_event(&c, view + 10);
+	view[10] = 'z';
+	close(fd);
+	expect_nothing(&c, view + 10, 'z');
+	munmap((void *)view, PAGE);
+	CHECK_OK(gd_unmap(g, gi, 1));
+	close(g);
+	CHECK_EQ(ev_wait(c.watch_fd, 100), 0);
+	chan_close(&c);
+
+	/* gntdev: fires at UNMAP after munmap; then close. */
+	struct mpage m;
+	chan_open(&c, 2, 1);
+	mpage_open(&m, 1);
+	CHECK_OK(gd_notify(m.fd, m.idx + 20, UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+			   c.mine_port));
+	munmap(m.q, PAGE);
+	CHECK_OK(gd_unmap(m.fd, m.idx, 1));
+	expect_clear_then_event(&c, m.p + 20);
+	m.p[20] = 'z';
+	close(m.fd);
+	m.fd = -1;
+	expect_nothing(&c, m.p + 20, 'z');
+	mpage_close(&m);
+	chan_close(&c);
+}
+
 int main(int argc, char **argv)
 {
 	return tap_main(argc, argv, TAP_PRELOAD | TAP_BROKER);

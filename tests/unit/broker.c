@@ -696,10 +696,21 @@ TEST(maptrack_limit_fails_the_mmap)
 	struct gr_map_reply rep;
 	CHECK_EQ(call(&gd, GR_OP_MAP, buf, sizeof(buf), NULL, 0, &rep, sizeof(rep), NULL, NULL), 0);
 	CHECK_EQ(mmap_req(&gd, rep.index, 4 * XEN_PAGE_SIZE), -EINVAL);
-	/* the three that did map are held until the map goes */
+	/* The three that did map are held until the map goes: they count
+	 * against domain 2's maptrack, and when domain 1 deallocates all four
+	 * only the unmapped one ends; the others' end waits for the map. */
+	CHECK_EQ(b->domains[2]->maptrack, 3);
+	struct gr_range d = { .index = 0, .count = 4 };
+	CHECK_EQ(call(&ga, GR_OP_DEALLOC, &d, sizeof(d), NULL, 0, NULL, 0, NULL, NULL), 0);
 	struct broker_stats st;
 	broker_get_stats(b, &st);
+	CHECK_EQ(st.grants, 3);
 	CHECK_EQ(unmap(&gd, rep.index / XEN_PAGE_SIZE, 4), 0);
+	CHECK_EQ(b->domains[2]->maptrack, 0);
+	/* Unmapped now, they end after the grant-end delay; until then the
+	 * entries are still in use. */
+	broker_get_stats(b, &st);
+	CHECK_EQ(st.grants, 3);
 	close(gd.fd);
 	close(ga.fd);
 	broker_destroy(b);
