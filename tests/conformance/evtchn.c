@@ -30,18 +30,6 @@ static int ev_restrict(int fd, unsigned domid)
 	return ioctl(fd, IOCTL_EVTCHN_RESTRICT_DOMID, &op);
 }
 
-/* The next pending port within ms, or 0. */
-static unsigned ev_wait(int fd, int ms)
-{
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	if (poll(&pfd, 1, ms) != 1)
-		return 0;
-	uint32_t port;
-	if (read(fd, &port, 4) != 4)
-		return 0;
-	return port;
-}
-
 static void ev_unmask(int fd, unsigned port)
 {
 	uint32_t p = port;

@@ -8,6 +8,7 @@
 #define CONFORMANCE_KABI_H
 
 #include <fcntl.h>
+#include <poll.h>
 #include <stdint.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -130,6 +131,28 @@ static inline int ev_notify(int fd, unsigned port)
 {
 	struct ioctl_evtchn_notify op = { .port = port };
 	return ioctl(fd, IOCTL_EVTCHN_NOTIFY, &op);
+}
+
+/* The next pending port within ms, or 0; it stays masked. */
+static inline unsigned ev_wait(int fd, int ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	if (poll(&pfd, 1, ms) != 1)
+		return 0;
+	uint32_t port;
+	if (read(fd, &port, 4) != 4)
+		return 0;
+	return port;
+}
+
+/* The same, unmasked again. */
+static inline unsigned ev_wait_unmask(int fd, int ms)
+{
+	unsigned port = ev_wait(fd, ms);
+	uint32_t p = port;
+	if (port)
+		CHECK_EQ(write(fd, &p, 4), 4);
+	return port;
 }
 
 static inline int ev_unbind(int fd, unsigned port)

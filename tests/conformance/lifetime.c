@@ -647,19 +647,6 @@ TEST_TIMEOUT(gntdev_dead_granter_mapping_stays_valid, 30)
 
 /* ---- failed mmaps (ABI.md §4.8, §4.11 step 7) --------------------------- */
 
-/* The next event on an evtchn fd within ms (its port), or 0; unmasks it. */
-static unsigned next_event(int fd, int ms)
-{
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	if (poll(&pfd, 1, ms) != 1)
-		return 0;
-	uint32_t port;
-	if (read(fd, &port, 4) != 4)
-		return 0;
-	CHECK_EQ(write(fd, &port, 4), 4);
-	return port;
-}
-
 /*
  * No grant of the map was ever mapped (a writable mmap of a read-only
  * grant fails for its only page): at destruction CLEAR_BYTE does nothing,
@@ -702,11 +689,11 @@ TEST(gntdev_failed_mmap_never_clears_but_sends_the_event)
 		tap_child_exit();
 	}
 	tap_recv(&l);
-	CHECK_EQ(next_event(ev, 100), 0); /* the failed mmap fires nothing */
+	CHECK_EQ(ev_wait_unmask(ev, 100), 0); /* the failed mmap fires nothing */
 	CHECK_EQ(p[0], 'x');
 	tap_send(&l, 0);
 	tap_recv(&l);
-	CHECK_EQ(next_event(ev, 2000), (unsigned)wp);
+	CHECK_EQ(ev_wait_unmask(ev, 2000), (unsigned)wp);
 	CHECK_EQ(p[0], 'x'); /* the event came; the byte was never touched */
 	tap_send(&l, 0);
 	tap_wait_ok(pid);

@@ -12,19 +12,6 @@
 #include <poll.h>
 #include <signal.h>
 
-/* The next event within ms, or 0; unmasks it again. */
-static unsigned ev_wait(int fd, int ms)
-{
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	if (poll(&pfd, 1, ms) != 1)
-		return 0;
-	uint32_t port;
-	if (read(fd, &port, 4) != 4)
-		return 0;
-	CHECK_EQ(write(fd, &port, 4), 4);
-	return port;
-}
-
 /*
  * A channel between the notifier (this process, as domain `mine`) and a
  * watcher file of domain `peer` (also opened here: delivery goes to the
@@ -47,7 +34,7 @@ static void chan_open(struct chan *c, unsigned mine, unsigned peer)
 	CHECK(mp > 0);
 	c->mine_port = mp;
 	c->watch_port = wp;
-	CHECK_EQ(ev_wait(c->mine_fd, 1000), mp); /* the bind event */
+	CHECK_EQ(ev_wait_unmask(c->mine_fd, 1000), mp); /* the bind event */
 }
 
 static void chan_close(struct chan *c)
@@ -60,13 +47,13 @@ static void chan_close(struct chan *c)
 /* The event arrived, and by then the byte was already 0. */
 static void expect_clear_then_event(struct chan *c, volatile char *byte)
 {
-	CHECK_EQ(ev_wait(c->watch_fd, 2000), c->watch_port);
+	CHECK_EQ(ev_wait_unmask(c->watch_fd, 2000), c->watch_port);
 	CHECK_EQ(*byte, 0);
 }
 
 static void expect_nothing(struct chan *c, volatile char *byte, char was)
 {
-	CHECK_EQ(ev_wait(c->watch_fd, 100), 0);
+	CHECK_EQ(ev_wait_unmask(c->watch_fd, 100), 0);
 	CHECK_EQ(*byte, was);
 }
 
@@ -151,7 +138,7 @@ TEST(gntalloc_event_at_close)
 	close(g.fd);
 	g.fd = -1;
 	/* SEND_EVENT alone: the byte stays. */
-	CHECK_EQ(ev_wait(c.watch_fd, 2000), c.watch_port);
+	CHECK_EQ(ev_wait_unmask(c.watch_fd, 2000), c.watch_port);
 	CHECK_EQ(g.view[10], 'x');
 	gpage_close(&g);
 	chan_close(&c);
@@ -191,7 +178,7 @@ TEST(overwrite_and_clear)
 	munmap(g.p, PAGE);
 	CHECK_EQ(g.view[11], 0);
 	CHECK_EQ(g.view[10], 'x');
-	CHECK_EQ(ev_wait(c.watch_fd, 100), 0); /* the event was replaced */
+	CHECK_EQ(ev_wait_unmask(c.watch_fd, 100), 0); /* the event was replaced */
 	gpage_close(&g);
 
 	gpage_open(&g);
@@ -346,7 +333,7 @@ TEST(gntdev_never_mmapped_sends_the_event_only)
 	CHECK_OK(gd_notify(m.fd, m.idx + 20, UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
 			   c.mine_port));
 	CHECK_OK(gd_unmap(m.fd, m.idx, 1));
-	CHECK_EQ(ev_wait(c.watch_fd, 2000), c.watch_port);
+	CHECK_EQ(ev_wait_unmask(c.watch_fd, 2000), c.watch_port);
 	CHECK_EQ(m.p[20], 'x');
 	mpage_close(&m);
 	chan_close(&c);
@@ -435,7 +422,7 @@ TEST(send_to_a_closed_peer_is_dropped)
 	CHECK_OK(ga_dealloc(g.fd, g.idx, 1));
 	munmap(g.p, PAGE);
 	CHECK_EQ(g.view[10], 0); /* the byte still goes */
-	CHECK_EQ(ev_wait(c.watch_fd, 100), 0);
+	CHECK_EQ(ev_wait_unmask(c.watch_fd, 100), 0);
 	gpage_close(&g);
 	chan_close(&c);
 }
@@ -458,7 +445,7 @@ static int rebind(struct chan *c, unsigned mine, unsigned peer)
 	int p = ev_interdomain(fd, peer, c->watch_port);
 	int e = errno;
 	if (p > 0)
-		CHECK_EQ(ev_wait(fd, 1000), p); /* the binder's event */
+		CHECK_EQ(ev_wait_unmask(fd, 1000), p); /* the binder's event */
 	close(fd);
 	return p > 0 ? p : -e;
 }
@@ -737,7 +724,7 @@ TEST(gntdev_replaced_or_cleared_notification_does_not_fire)
 	expect_nothing(&c, m.p + 20, 'x');
 	/* The channel itself still works: the check could have seen an event. */
 	CHECK_OK(ev_notify(c.mine_fd, c.mine_port));
-	CHECK_EQ(ev_wait(c.watch_fd, 2000), c.watch_port);
+	CHECK_EQ(ev_wait_unmask(c.watch_fd, 2000), c.watch_port);
 	mpage_close(&m);
 	chan_close(&c);
 }
@@ -759,7 +746,7 @@ TEST(gntdev_send_to_a_closed_peer_is_dropped)
 	munmap(m.q, PAGE);
 	CHECK_OK(gd_unmap(m.fd, m.idx, 1));
 	CHECK_EQ(m.p[20], 0); /* the byte still goes, when UNMAP returns */
-	CHECK_EQ(ev_wait(c.watch_fd, 100), 0);
+	CHECK_EQ(ev_wait_unmask(c.watch_fd, 100), 0);
 	/* The mapper's port is still its own, unbound: NOTIFY on it is a
 	 * silent drop, not an error. */
 	CHECK_OK(ev_notify(c.mine_fd, c.mine_port));
@@ -824,7 +811,7 @@ TEST(notifications_fire_at_most_once_on_normal_teardown)
 	munmap((void *)view, PAGE);
 	CHECK_OK(gd_unmap(g, gi, 1));
 	close(g);
-	CHECK_EQ(ev_wait(c.watch_fd, 100), 0);
+	CHECK_EQ(ev_wait_unmask(c.watch_fd, 100), 0);
 	chan_close(&c);
 
 	/* gntdev: fires at UNMAP after munmap; then close. */

@@ -376,19 +376,6 @@ TEST_TIMEOUT(ref_sweep_by_a_third_domain, 60)
 	end();
 }
 
-/* The next event within ms, or 0; unmasks it again. */
-static unsigned ev_wait(int fd, int ms)
-{
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	if (poll(&pfd, 1, ms) != 1)
-		return 0;
-	uint32_t port;
-	if (read(fd, &port, 4) != 4)
-		return 0;
-	CHECK_EQ(write(fd, &port, 4), 4);
-	return port;
-}
-
 /*
  * Event channels of other domains: a third domain (and another file of the
  * owner's domain) can neither unbind nor notify a port not bound in its
@@ -408,11 +395,11 @@ TEST(evtchn_ports_of_other_domains)
 		unsigned p1 = (unsigned)tap_recv(&a);
 		int q = ev_interdomain(fd, 1, p1);
 		CHECK(q > 0);
-		CHECK_EQ(ev_wait(fd, 1000), q); /* the binder's own event */
+		CHECK_EQ(ev_wait_unmask(fd, 1000), q); /* the binder's own event */
 		tap_send(&a, (unsigned)q);
 		CHECK_EQ(tap_recv(&a), 1); /* the attack is over */
 		CHECK_OK(ev_notify(fd, (unsigned)q));
-		CHECK_EQ(ev_wait(fd, 2000), q); /* domain 1 answers */
+		CHECK_EQ(ev_wait_unmask(fd, 2000), q); /* domain 1 answers */
 		unsigned p2 = (unsigned)tap_recv(&a);
 		CHECK(ev_interdomain(fd, 1, p2) > 0); /* still offered to us */
 		close(fd);
@@ -432,7 +419,7 @@ TEST(evtchn_ports_of_other_domains)
 		CHECK_ERR(ev_interdomain(fd, 1, p1), EINVAL); /* connected to domain 2 */
 		CHECK_ERR(ev_interdomain(fd, 1, p2), EINVAL); /* offered to domain 2 */
 		CHECK_ERR(ev_interdomain(fd, 2, q), EINVAL);
-		CHECK_EQ(ev_wait(fd, 50), 0);
+		CHECK_EQ(ev_wait_unmask(fd, 50), 0);
 		close(fd);
 		tap_send(&c, 0);
 		tap_child_exit();
@@ -456,7 +443,7 @@ TEST(evtchn_ports_of_other_domains)
 	tap_wait_ok(pc);
 	/* Still bound, both ways. */
 	tap_send(&a, 1);
-	CHECK_EQ(ev_wait(fd, 2000), p1);
+	CHECK_EQ(ev_wait_unmask(fd, 2000), p1);
 	CHECK_OK(ev_notify(fd, (unsigned)p1));
 	tap_send(&a, (unsigned)p2);
 	CHECK_EQ(tap_recv(&a), 0);

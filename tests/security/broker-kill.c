@@ -20,19 +20,6 @@
 /* Runs expr and gives its errno (0 if it succeeded). */
 #define ERRNO_OF(expr) (errno = 0, (expr) == -1 ? errno : 0)
 
-static unsigned ev_wait(int fd, int ms)
-{
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	if (poll(&pfd, 1, ms) != 1)
-		return 0;
-	uint32_t port;
-	if (read(fd, &port, 4) != 4)
-		return 0;
-	if (write(fd, &port, 4) != 4)
-		return 0;
-	return port;
-}
-
 TEST_TIMEOUT(broker_sigkill_then_restart, 60)
 {
 	char dir[64], sock[128];
@@ -64,7 +51,7 @@ TEST_TIMEOUT(broker_sigkill_then_restart, 60)
 		CHECK_EQ(strcmp((char *)q, "before"), 0);
 		int port2 = ev_interdomain(ev2, 1, (unsigned)port1);
 		CHECK(port2 > 0);
-		CHECK_EQ(ev_wait(ev2, 1000), port2);
+		CHECK_EQ(ev_wait_unmask(ev2, 1000), port2);
 		tap_send(&l, 0);
 
 		/* The broker is dead now. */
@@ -103,7 +90,7 @@ TEST_TIMEOUT(broker_sigkill_then_restart, 60)
 		tap_child_exit();
 	}
 	CHECK_EQ(tap_recv(&l), 0);
-	CHECK_EQ(ev_wait(ev1, 50), 0);
+	CHECK_EQ(ev_wait_unmask(ev1, 50), 0);
 
 	CHECK_OK(kill(broker, SIGKILL));
 	int st = tap_wait(broker);
@@ -113,7 +100,7 @@ TEST_TIMEOUT(broker_sigkill_then_restart, 60)
 	strcpy(p, "after, from 1");
 	tap_send(&l, 1);
 	int e2 = (int)tap_recv(&l);
-	unsigned got = ev_wait(ev1, 500);
+	unsigned got = ev_wait_unmask(ev1, 500);
 	tap_note("domain 1: the event from domain 2 %s", got ? "arrived" : "did not arrive");
 	if (e2 == 0)
 		CHECK_EQ(got, port1);
