@@ -368,7 +368,10 @@ static int guarded_copy(struct batch *b, uint32_t *fault)
 	pthread_mutex_lock(&guard_lock);
 	sigaction(SIGSEGV, &sa, &saved_segv);
 	sigaction(SIGBUS, &sa, &saved_bus);
-	if (sigsetjmp(jb, 1) == 0) {
+	/* No mask to save (a syscall): the handler is SA_NODEFER with an
+	 * empty sa_mask, so it runs, and jumps back, with the mask of the
+	 * fault, which is ours. */
+	if (sigsetjmp(jb, 0) == 0) {
 		fault_jmp = &jb;
 		for (; i < b->n; i++) {
 			if (b->kind == 1)
