@@ -1077,3 +1077,40 @@ int main(int argc, char **argv)
 		return after_exec(fd, (unsigned)port, (unsigned)rport);
 	return tap_main(argc, argv, TAP_PRELOAD | TAP_BROKER);
 }
+
+static volatile sig_atomic_t sigio_seen;
+
+static void on_sigio(int sig)
+{
+	(void)sig;
+	sigio_seen = 1;
+}
+
+/*
+ * fasync is not emulated (ARCHITECTURE.md, "Where granted differs"): the
+ * driver would send SIGIO when the ring gets an event; granted's fd is an
+ * epoll set, which has no fasync, so O_ASYNC is accepted and dropped and
+ * no SIGIO comes. Pinned so that a change is noticed.
+ */
+TEST(fasync_is_accepted_and_dropped)
+{
+	int fd = open_ev_as(1);
+	int p1 = ev_unbound(fd, 1);
+	int p2 = ev_interdomain(fd, 1, (unsigned)p1);
+	CHECK(p1 > 0 && p2 > 0);
+	CHECK_EQ(ev_wait_unmask(fd, 1000), (unsigned)p2); /* the bind event */
+	struct sigaction sa = { .sa_handler = on_sigio }, old;
+	CHECK_OK(sigaction(SIGIO, &sa, &old));
+	sigio_seen = 0;
+	CHECK_OK(fcntl(fd, F_SETOWN, getpid()));
+	int fl = fcntl(fd, F_GETFL);
+	CHECK(fl >= 0);
+	CHECK_OK(fcntl(fd, F_SETFL, fl | O_ASYNC));
+	CHECK_EQ(fcntl(fd, F_GETFL) & O_ASYNC, 0);
+	CHECK_OK(ev_notify(fd, (unsigned)p1));
+	usleep(50 * 1000);
+	CHECK_EQ(sigio_seen, 0);
+	CHECK_EQ(ev_wait_unmask(fd, 1000), (unsigned)p2); /* read works as always */
+	CHECK_OK(sigaction(SIGIO, &old, NULL));
+	close(fd);
+}

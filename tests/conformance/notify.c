@@ -835,3 +835,59 @@ int main(int argc, char **argv)
 {
 	return tap_main(argc, argv, TAP_PRELOAD | TAP_BROKER);
 }
+
+/*
+ * §3.9: the event reference is the domain's, not the file's: a port bound
+ * by another process of the same domain, through an evtchn file this
+ * process never had, arms SEND_EVENT; a port number bound only in another
+ * domain does not (EINVAL), on both devices.
+ */
+TEST(event_reference_is_any_port_of_the_domain)
+{
+	struct chan c;
+	chan_open(&c, 1, 2);
+	/* A port of domain 3 whose number domain 1 has not bound. */
+	tap_set_domid(3);
+	int other = open_evtchn();
+	int q;
+	do
+		q = ev_unbound(other, 4);
+	while (q > 0 && (unsigned)q == c.mine_port);
+	CHECK(q > 0);
+	struct tap_link l;
+	tap_link_init(&l);
+	pid_t pid = tap_fork_domain(1, &l); /* closes every inherited fd */
+	if (pid == 0) {
+		int ga = open_gntalloc();
+		uint64_t idx;
+		uint32_t ref;
+		CHECK_OK(ga_alloc(ga, 2, 1, 1, &idx, &ref));
+		CHECK_ERR(ga_notify(ga, idx, UNMAP_NOTIFY_SEND_EVENT, (unsigned)q), EINVAL);
+		CHECK_OK(ga_notify(ga, idx, UNMAP_NOTIFY_SEND_EVENT, c.mine_port));
+		int gd = open_gntdev();
+		uint64_t gidx;
+		CHECK_OK(gd_map1(gd, 1, ref, &gidx));
+		CHECK_ERR(gd_notify(gd, gidx, UNMAP_NOTIFY_SEND_EVENT, (unsigned)q), EINVAL);
+		CHECK_OK(gd_notify(gd, gidx, UNMAP_NOTIFY_SEND_EVENT, c.mine_port));
+		tap_send(&l, 1);
+		CHECK_EQ(tap_recv(&l), 2);
+		CHECK_OK(ga_dealloc(ga, idx, 1)); /* gntalloc's fires */
+		tap_send(&l, 3);
+		CHECK_EQ(tap_recv(&l), 4);
+		CHECK_OK(gd_unmap(gd, gidx, 1)); /* gntdev's fires */
+		tap_send(&l, 5);
+		tap_child_exit();
+	}
+	CHECK_EQ(tap_recv(&l), 1);
+	CHECK_EQ(ev_wait_unmask(c.watch_fd, 100), 0); /* armed, not fired */
+	tap_send(&l, 2);
+	CHECK_EQ(tap_recv(&l), 3);
+	CHECK_EQ(ev_wait_unmask(c.watch_fd, 2000), c.watch_port);
+	tap_send(&l, 4);
+	CHECK_EQ(tap_recv(&l), 5);
+	CHECK_EQ(ev_wait_unmask(c.watch_fd, 2000), c.watch_port);
+	tap_wait_ok(pid);
+	tap_link_close(&l);
+	close(other);
+	chan_close(&c);
+}
