@@ -562,26 +562,29 @@ EXPORT ssize_t write(int fd, const void *buf, size_t n)
 static int poll_fix(struct pollfd *fds, nfds_t n, int (*wait)(struct pollfd *, nfds_t, void *),
 		    void *ctx)
 {
-	bool ours = false;
-	for (nfds_t i = 0; i < n && !ours; i++) {
+	bool ours = false, ready_now = false;
+	bool rdnorm_only = false; /* an evtchn fd asks for POLLRDNORM, not POLLIN */
+	for (nfds_t i = 0; i < n; i++) {
 		struct shfile *f = fd_lookup(fds[i].fd);
-		ours = f && f->kind == GRANTED_EVTCHN;
+		if (!f || f->kind != GRANTED_EVTCHN)
+			continue;
+		ours = true;
+		if (granted_evtchn_poll(f->dev) & (fds[i].events | POLLERR))
+			ready_now = true;
+		if ((fds[i].events & (POLLRDNORM | POLLIN)) == POLLRDNORM)
+			rdnorm_only = true;
 	}
 	if (!ours)
 		return wait(fds, n, ctx);
-	int ready_now = 0;
-	for (nfds_t i = 0; i < n; i++) {
-		struct shfile *f = fd_lookup(fds[i].fd);
-		if (f && f->kind == GRANTED_EVTCHN &&
-		    (granted_evtchn_poll(f->dev) & (fds[i].events | POLLERR)))
-			ready_now = 1;
-	}
 	int r;
 	if (ready_now) {
 		r = real.poll(fds, n, 0);
+	} else if (!rdnorm_only) {
+		r = wait(fds, n, ctx);
 	} else {
 		/* The epoll set wakes its pollers with POLLIN only: a poller
-		 * that asked for POLLRDNORM alone would sleep through it. */
+		 * that asked for POLLRDNORM alone would sleep through it. (Rare:
+		 * the common POLLIN poll allocates nothing.) */
 		bool *added = calloc(n, sizeof(*added));
 		for (nfds_t i = 0; added && i < n; i++) {
 			struct shfile *f = fd_lookup(fds[i].fd);

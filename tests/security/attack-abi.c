@@ -462,12 +462,9 @@ TEST(evtchn_ports_of_other_domains)
  */
 TEST(other_user_cannot_claim_a_domain_eacces)
 {
-	char dir[64], sock[128], log[128];
-	sec_tmpdir(dir, sizeof(dir));
-	snprintf(sock, sizeof(sock), "%s/socket", dir);
-	snprintf(log, sizeof(log), "%s/broker.log", dir);
-	pid_t broker = sec_start_broker(sock, log, 0);
-	setenv("GRANTED_SOCKET", sock, 1);
+	struct private_broker pb;
+	sec_private_broker(&pb, true, 0);
+	pid_t broker = pb.pid;
 	pid_t pid = tap_fork_domain(1, NULL);
 	if (pid == 0) {
 		CHECK_OK(setgid(65534));
@@ -485,10 +482,10 @@ TEST(other_user_cannot_claim_a_domain_eacces)
 	int fd = open_gntalloc();
 	close(fd);
 	CHECK_EQ(sec_stop_broker(broker), 0);
-	CHECK(sec_file_contains(log, "(uid 65534) may not act as domain 0"));
-	CHECK(sec_file_contains(log, "(uid 65534) may not act as domain 1"));
-	CHECK(sec_file_contains(log, "(uid 65534) may not act as domain 2"));
-	sec_rmdir(dir);
+	CHECK(sec_file_contains(pb.log, "(uid 65534) may not act as domain 0"));
+	CHECK(sec_file_contains(pb.log, "(uid 65534) may not act as domain 1"));
+	CHECK(sec_file_contains(pb.log, "(uid 65534) may not act as domain 2"));
+	sec_rmdir(pb.dir);
 }
 
 int main(int argc, char **argv)

@@ -41,12 +41,9 @@ static long fd_limit(pid_t pid)
 TEST(fd_limit_refuses_newcomers_serves_the_others)
 {
 	/* A broker of our own: its log goes to a file. */
-	char dir[64], sock[128], log[128];
-	sec_tmpdir(dir, sizeof(dir));
-	snprintf(sock, sizeof(sock), "%s/socket", dir);
-	snprintf(log, sizeof(log), "%s/broker.log", dir);
-	pid_t b = sec_start_broker(sock, log, 0);
-	setenv("GRANTED_SOCKET", sock, 1);
+	struct private_broker pb;
+	sec_private_broker(&pb, true, 0);
+	pid_t b = pb.pid;
 	int s;
 	CHECK_EQ(raw_hello(GR_KIND_GNTALLOC, 1, &s), 0);
 	/* Settled: whatever the broker opened for the HELLO is closed. */
@@ -87,13 +84,13 @@ TEST(fd_limit_refuses_newcomers_serves_the_others)
 	CHECK_EQ(sec_stop_broker(b), 0);
 	unsigned lines = 0;
 	char line[512];
-	FILE *fp = fopen(log, "re");
+	FILE *fp = fopen(pb.log, "re");
 	while (fp && fgets(line, sizeof(line), fp))
 		lines += strstr(line, "out of file descriptors: refused") != NULL;
 	if (fp)
 		fclose(fp);
 	tap_note("the broker logged 'out of file descriptors: refused' %u times", lines);
-	sec_rmdir(dir);
+	sec_rmdir(pb.dir);
 	CHECK(n > 0);
 	CHECK(refused);
 }
@@ -111,11 +108,9 @@ TEST(fd_limit_refuses_newcomers_serves_the_others)
 TEST_TIMEOUT(unread_replies_cannot_starve_other_domains, 60)
 {
 	/* A broker of our own: if it hangs, the harness's is still fine. */
-	char dir[64], sock[128];
-	sec_tmpdir(dir, sizeof(dir));
-	snprintf(sock, sizeof(sock), "%s/socket", dir);
-	pid_t b = sec_start_broker(sock, NULL, 0);
-	setenv("GRANTED_SOCKET", sock, 1);
+	struct private_broker pb;
+	sec_private_broker(&pb, false, 0);
+	pid_t b = pb.pid;
 	struct usage u0;
 	sec_usage_settled(b, &u0);
 	int nconns = getenv("SEC_UNREAD_CONNS") ? atoi(getenv("SEC_UNREAD_CONNS")) : 32;
@@ -218,7 +213,7 @@ TEST_TIMEOUT(unread_replies_cannot_starve_other_domains, 60)
 	long limit = fd_limit(b);
 	tap_note("the broker's fd limit: %ld", limit);
 	CHECK_EQ(sec_stop_broker(b), 0);
-	sec_rmdir(dir);
+	sec_rmdir(pb.dir);
 	CHECK(peak < limit / 2);
 	CHECK_EQ(failures, 0);
 }

@@ -226,12 +226,9 @@ TEST(grant_epoch_page_stays_readonly)
  */
 TEST(broker_memfds_closed_to_its_users_other_processes)
 {
-	char dir[64], sock[128];
-	sec_tmpdir(dir, sizeof(dir));
-	CHECK_OK(chown(dir, 65534, 65534));
-	snprintf(sock, sizeof(sock), "%s/socket", dir);
-	pid_t broker = sec_start_broker(sock, NULL, 65534);
-	setenv("GRANTED_SOCKET", sock, 1);
+	struct private_broker pb;
+	sec_private_broker(&pb, false, 65534);
+	pid_t broker = pb.pid;
 	struct tap_link l;
 	tap_link_init(&l);
 	pid_t granter = tap_fork_domain(1, &l);
@@ -293,7 +290,7 @@ TEST(broker_memfds_closed_to_its_users_other_processes)
 	tap_wait_ok(granter);
 	tap_link_close(&l);
 	CHECK_EQ(sec_stop_broker(broker), 0);
-	sec_rmdir(dir);
+	sec_rmdir(pb.dir);
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		tap_fail(__FILE__, __LINE__, "the attacker got in (status %#x)", st);
 }

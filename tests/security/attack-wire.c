@@ -129,12 +129,9 @@ TEST(forged_hellos)
  */
 TEST(other_user_hellos_eacces)
 {
-	char dir[64], sock[128], log[128];
-	sec_tmpdir(dir, sizeof(dir));
-	snprintf(sock, sizeof(sock), "%s/socket", dir);
-	snprintf(log, sizeof(log), "%s/broker.log", dir);
-	pid_t b = sec_start_broker(sock, log, 0);
-	setenv("GRANTED_SOCKET", sock, 1);
+	struct private_broker pb;
+	sec_private_broker(&pb, true, 0);
+	pid_t b = pb.pid;
 	pid_t pid = tap_fork_domain(1, NULL);
 	if (pid == 0) {
 		CHECK_OK(setgid(65534));
@@ -157,9 +154,9 @@ TEST(other_user_hellos_eacces)
 	tap_wait_ok(pid);
 	CHECK_EQ(sec_grantctl_count("domains", "domid", 0, 0x7FEF), 0);
 	CHECK_EQ(sec_stop_broker(b), 0);
-	CHECK(sec_file_contains(log, "(uid 65534) may not act as domain 32751"));
-	CHECK(sec_file_contains(log, "(uid 65534) may not use admin commands"));
-	sec_rmdir(dir);
+	CHECK(sec_file_contains(pb.log, "(uid 65534) may not act as domain 32751"));
+	CHECK(sec_file_contains(pb.log, "(uid 65534) may not use admin commands"));
+	sec_rmdir(pb.dir);
 }
 
 struct copy_case {
@@ -389,12 +386,9 @@ TEST(too_many_fds_close_the_connection)
 TEST(truncated_messages_close_the_connection)
 {
 	/* A broker of our own, to read in its log why it closed each one. */
-	char dir[64], sock[128], log[128];
-	sec_tmpdir(dir, sizeof(dir));
-	snprintf(sock, sizeof(sock), "%s/socket", dir);
-	snprintf(log, sizeof(log), "%s/broker.log", dir);
-	pid_t b = sec_start_broker(sock, log, 0);
-	setenv("GRANTED_SOCKET", sock, 1);
+	struct private_broker pb;
+	sec_private_broker(&pb, true, 0);
+	pid_t b = pb.pid;
 	struct usage u0;
 	sec_usage_settled(b, &u0);
 	static char buf[4 * GR_MSG_MAX];
@@ -471,14 +465,14 @@ TEST(truncated_messages_close_the_connection)
 	CHECK_EQ(sec_stop_broker(b), 0);
 	unsigned oversized = 0;
 	char line[512];
-	FILE *fp = fopen(log, "re");
+	FILE *fp = fopen(pb.log, "re");
 	while (fp && fgets(line, sizeof(line), fp))
 		oversized += strstr(line, "closed: oversized message") != NULL;
 	if (fp)
 		fclose(fp);
 	tap_note("closed for an oversized message (MSG_TRUNC, MSG_CTRUNC): %u of 8", oversized);
 	if (oversized != 8) {
-		fp = fopen(log, "re");
+		fp = fopen(pb.log, "re");
 		while (fp && fgets(line, sizeof(line), fp))
 			if (strstr(line, "closed"))
 				tap_note("%s", line);
@@ -486,7 +480,7 @@ TEST(truncated_messages_close_the_connection)
 			fclose(fp);
 	}
 	CHECK_EQ(oversized, 8);
-	sec_rmdir(dir);
+	sec_rmdir(pb.dir);
 }
 
 struct bad_msg {

@@ -22,11 +22,9 @@
 
 TEST_TIMEOUT(broker_sigkill_then_restart, 60)
 {
-	char dir[64], sock[128];
-	sec_tmpdir(dir, sizeof(dir));
-	snprintf(sock, sizeof(sock), "%s/socket", dir);
-	pid_t broker = sec_start_broker(sock, NULL, 0);
-	setenv("GRANTED_SOCKET", sock, 1);
+	struct private_broker pb;
+	sec_private_broker(&pb, false, 0);
+	pid_t broker = pb.pid;
 
 	/* Domain 1 grants a page and offers a port; domain 2 maps and binds. */
 	tap_set_domid(1);
@@ -123,7 +121,7 @@ TEST_TIMEOUT(broker_sigkill_then_restart, 60)
 	CHECK_EQ(strcmp(p, "after, from 2"), 0);
 
 	/* A new broker on the same path; new files work, old ones stay dead. */
-	pid_t broker2 = sec_start_broker(sock, NULL, 0);
+	pid_t broker2 = sec_start_broker(pb.sock, NULL, 0);
 	tap_set_domid(1);
 	int ga2 = open_gntalloc();
 	CHECK_OK(ga_alloc(ga2, 2, GNTALLOC_FLAG_WRITABLE, 1, &idx, &ref2));
@@ -158,7 +156,7 @@ TEST_TIMEOUT(broker_sigkill_then_restart, 60)
 	CHECK_OK(close(ga));
 	CHECK_OK(close(ev1));
 	CHECK_EQ(sec_stop_broker(broker2), 0);
-	sec_rmdir(dir);
+	sec_rmdir(pb.dir);
 }
 
 int main(int argc, char **argv)

@@ -1,3 +1,9 @@
+/*
+ * The protocol spoken by hand, for attacks: unlike common/wire.c, which
+ * refuses what a well-behaved peer never sends, this sends anything (up to
+ * the kernel's 253 fds a message, lying sizes, any flags) and reports exactly
+ * what came back (MSG_TRUNC, MSG_CTRUNC, hang-ups).
+ */
 #include "raw.h"
 
 #include <errno.h>

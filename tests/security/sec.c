@@ -120,6 +120,17 @@ void sec_tmpdir(char *buf, size_t len)
 	chmod(buf, 0755);
 }
 
+void sec_private_broker(struct private_broker *pb, bool with_log, uid_t uid)
+{
+	sec_tmpdir(pb->dir, sizeof(pb->dir));
+	if (uid != 0)
+		CHECK_OK(chown(pb->dir, uid, uid));
+	snprintf(pb->sock, sizeof(pb->sock), "%s/socket", pb->dir);
+	snprintf(pb->log, sizeof(pb->log), "%s/broker.log", pb->dir);
+	pb->pid = sec_start_broker(pb->sock, with_log ? pb->log : NULL, uid);
+	setenv("GRANTED_SOCKET", pb->sock, 1);
+}
+
 void sec_rmdir(const char *dir)
 {
 	DIR *d = opendir(dir);

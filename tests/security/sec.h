@@ -69,6 +69,15 @@ int sec_stop_broker(pid_t pid);
 void sec_tmpdir(char *buf, size_t len);
 void sec_rmdir(const char *dir);
 
+/* A broker of the test's own in a fresh directory (owned by uid), its log in
+ * `log` if with_log, which this process's clients then use (GRANTED_SOCKET):
+ * its log can be read, and if it hangs the harness's broker is fine. */
+struct private_broker {
+	char dir[64], sock[128], log[128];
+	pid_t pid;
+};
+void sec_private_broker(struct private_broker *pb, bool with_log, uid_t uid);
+
 /* One page granted by domain 1 (this process, through the gntalloc device)
  * to `grantee`, mapped and filled with `fill`. */
 struct grant {
